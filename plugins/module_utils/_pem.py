@@ -1,0 +1,419 @@
+# Copyright (c) tlsops.haproxy_acme contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""PEM bundles as HAProxy loads them: leaf, chain, key in one file.
+
+Parsing, key/certificate matching, SANs and expiry, and the one way this
+collection writes a file: a dotfile in the same directory renamed over the old
+one, so HAProxy's directory loader (which skips dotfiles) never sees half a file
+and the certificate being served is never lost.
+
+Works with cryptography 38 (Debian 12) and newer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import errno
+import grp
+import hashlib
+import os
+import pwd
+import re
+import secrets
+import typing as t
+from dataclasses import dataclass, field
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtensionOID
+
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import (
+    ConfigError,
+    FileError,
+    PemError,
+)
+
+PrivateKey = t.Union[ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey]
+PublicKey = t.Union[ec.EllipticCurvePublicKey, rsa.RSAPublicKey]
+
+KEY_TYPES = ("ec256", "ec384", "rsa2048", "rsa3072", "rsa4096")
+_CURVES: dict[str, ec.EllipticCurve] = {"ec256": ec.SECP256R1(), "ec384": ec.SECP384R1()}
+_CURVE_NAMES = {"secp256r1": "ec256", "secp384r1": "ec384"}
+
+_CERT_RE = re.compile(rb"-----BEGIN CERTIFICATE-----\r?\n.+?\r?\n-----END CERTIFICATE-----", re.DOTALL)
+_KEY_RE = re.compile(
+    rb"-----BEGIN (?:RSA |EC |ENCRYPTED )?PRIVATE KEY-----\r?\n.+?\r?\n-----END (?:RSA |EC |ENCRYPTED )?PRIVATE KEY-----",
+    re.DOTALL,
+)
+
+
+# ------------------------------------------------------------------ keys
+
+
+def generate_private_key(key_type: str) -> PrivateKey:
+    """A new key of one of KEY_TYPES."""
+    if key_type in _CURVES:
+        return ec.generate_private_key(_CURVES[key_type])
+    if key_type.startswith("rsa") and key_type in KEY_TYPES:
+        return rsa.generate_private_key(public_exponent=65537, key_size=int(key_type[3:]))
+    raise ConfigError(f"unknown key type {key_type!r}; choose one of {', '.join(KEY_TYPES)}", key_type=key_type)
+
+
+def load_private_key(data: bytes, what: str = "private key") -> PrivateKey:
+    """Parse an unencrypted PEM key (PKCS#8, SEC1 as acme.sh writes, or PKCS#1).
+
+    The message never quotes the input: it may be key material.
+    """
+    match = _KEY_RE.search(data)
+    if match is None:
+        raise PemError(f"{what}: no PEM private key found")
+    try:
+        key = serialization.load_pem_private_key(match.group(0), password=None)
+    except (ValueError, TypeError) as exc:
+        reason = "it is encrypted" if b"ENCRYPTED" in match.group(0) else "it cannot be parsed"
+        raise PemError(f"{what}: unusable private key ({reason})") from exc
+    if not isinstance(key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):
+        raise PemError(f"{what}: only EC (P-256, P-384) and RSA keys are supported")
+    key_type_of(key)  # rejects curves and sizes we do not support
+    return key
+
+
+def private_key_to_pem(key: PrivateKey) -> bytes:
+    """PKCS#8, unencrypted: what HAProxy and every ACME client read."""
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def key_type_of(key: PrivateKey | PublicKey) -> str:
+    """``ec256``, ``ec384`` or ``rsa<bits>``; PemError for anything else."""
+    if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
+        name = _CURVE_NAMES.get(key.curve.name)
+        if name is None:
+            raise PemError(f"unsupported elliptic curve {key.curve.name}")
+        return name
+    if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
+        if key.key_size < 2048:
+            raise PemError(f"RSA key of {key.key_size} bits is too small (2048 at least)")
+        return f"rsa{key.key_size}"
+    raise PemError("unsupported key algorithm")
+
+
+def _public_der(key: PrivateKey | PublicKey) -> bytes:
+    public = key.public_key() if isinstance(key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)) else key
+    return public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def key_matches_certificate(key: PrivateKey, cert: x509.Certificate) -> bool:
+    """Whether the private key belongs to the certificate's public key."""
+    return _public_der(key) == _public_der(t.cast(PublicKey, cert.public_key()))
+
+
+# ---------------------------------------------------------- certificates
+
+
+def load_certificates(data: bytes) -> list[x509.Certificate]:
+    """Every CERTIFICATE block of ``data``, in order."""
+    blocks = _CERT_RE.findall(data)
+    if not blocks:
+        raise PemError("no PEM certificate found")
+    certs = []
+    for index, block in enumerate(blocks):
+        try:
+            certs.append(x509.load_pem_x509_certificate(block))
+        except ValueError as exc:
+            raise PemError(f"certificate #{index + 1} of the bundle cannot be parsed: {exc}") from exc
+    return certs
+
+
+def serial_hex(serial: int) -> str:
+    """HAProxy's ``Serial:`` form: upper-case hex of the integer's bytes (even length)."""
+    text = format(serial, "X")
+    return text if len(text) % 2 == 0 else "0" + text
+
+
+def _normal_serial(value: str) -> str:
+    return value.replace(":", "").strip().upper().lstrip("0")
+
+
+def same_serial(a: str, b: str) -> bool:
+    """Compare serials written with or without colons, case or leading zeros."""
+    return _normal_serial(a) == _normal_serial(b)
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
+
+
+def _not_before(cert: x509.Certificate) -> dt.datetime:
+    # not_valid_before_utc arrived in cryptography 42; Debian 12 ships 38.
+    value = getattr(cert, "not_valid_before_utc", None)
+    return _utc(value if value is not None else cert.not_valid_before)
+
+
+def _not_after(cert: x509.Certificate) -> dt.datetime:
+    value = getattr(cert, "not_valid_after_utc", None)
+    return _utc(value if value is not None else cert.not_valid_after)
+
+
+def dns_names(cert: x509.Certificate) -> tuple[str, ...]:
+    """The certificate's DNS subject alternative names, lower-case, in order."""
+    try:
+        ext = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
+    except x509.ExtensionNotFound:
+        return ()
+    san = t.cast(x509.SubjectAlternativeName, ext.value)
+    return tuple(name.lower() for name in san.get_values_for_type(x509.DNSName))
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def isoformat(value: dt.datetime) -> str:
+    return _utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class CertInfo:
+    """The facts about a certificate that decisions and results are made of."""
+
+    serial: str
+    not_before: dt.datetime
+    not_after: dt.datetime
+    domains: tuple[str, ...]
+    subject: str
+    issuer: str
+    sha1_fingerprint: str
+    key_type: str
+
+    def days_left(self, now: dt.datetime | None = None) -> float:
+        return (self.not_after - (now or utcnow())).total_seconds() / 86400.0
+
+    def as_dict(self, now: dt.datetime | None = None) -> dict[str, t.Any]:
+        return {
+            "serial": self.serial,
+            "not_before": isoformat(self.not_before),
+            "not_after": isoformat(self.not_after),
+            "days_left": round(self.days_left(now), 1),
+            "domains": list(self.domains),
+            "subject": self.subject,
+            "issuer": self.issuer,
+            "sha1_fingerprint": self.sha1_fingerprint,
+            "key_type": self.key_type,
+        }
+
+
+def cert_info(cert: x509.Certificate) -> CertInfo:
+    try:
+        key_type = key_type_of(t.cast(PublicKey, cert.public_key()))
+    except PemError:
+        key_type = "unknown"
+    return CertInfo(
+        serial=serial_hex(cert.serial_number),
+        not_before=_not_before(cert),
+        not_after=_not_after(cert),
+        domains=dns_names(cert),
+        subject=cert.subject.rfc4514_string(),
+        issuer=cert.issuer.rfc4514_string(),
+        sha1_fingerprint=cert.fingerprint(hashes.SHA1()).hex().upper(),  # noqa: S303 - HAProxy's identifier, not security
+        key_type=key_type,
+    )
+
+
+# ---------------------------------------------------------------- bundles
+
+
+@dataclass
+class Bundle:
+    """A parsed HAProxy PEM bundle: leaf first, then its chain, then the key."""
+
+    certificates: list[x509.Certificate]
+    key: PrivateKey | None = field(default=None, repr=False)
+
+    @property
+    def leaf(self) -> x509.Certificate:
+        return self.certificates[0]
+
+    @property
+    def chain(self) -> list[x509.Certificate]:
+        return self.certificates[1:]
+
+    def info(self) -> CertInfo:
+        return cert_info(self.leaf)
+
+
+def parse_bundle(data: bytes, require_key: bool = True) -> Bundle:
+    certs = load_certificates(data)
+    key = None
+    if _KEY_RE.search(data):
+        key = load_private_key(data, "bundle key")
+    elif require_key:
+        raise PemError("the bundle holds no private key")
+    return Bundle(certs, key)
+
+
+def domain_covered(domain: str, sans: t.Iterable[str]) -> bool:
+    """Whether a SAN list covers ``domain``; a wildcard covers exactly one label."""
+    domain = domain.lower().rstrip(".")
+    for raw in sans:
+        san = raw.lower().rstrip(".")
+        if san == domain:
+            return True
+        if san.startswith("*.") and "." in domain and domain.split(".", 1)[1] == san[2:]:
+            return True
+    return False
+
+
+def check_bundle(
+    bundle: Bundle,
+    expected_domains: t.Iterable[str] | None = None,
+    now: dt.datetime | None = None,
+) -> None:
+    """Refuse a bundle HAProxy must not be given; PemError says why."""
+    now = now or utcnow()
+    info = bundle.info()
+    if bundle.key is None:
+        raise PemError("the bundle holds no private key")
+    if not key_matches_certificate(bundle.key, bundle.leaf):
+        raise PemError("the private key does not match the certificate", serial=info.serial)
+    if now < info.not_before:
+        raise PemError(f"the certificate is not valid before {isoformat(info.not_before)}", serial=info.serial)
+    if now >= info.not_after:
+        raise PemError(f"the certificate expired on {isoformat(info.not_after)}", serial=info.serial)
+    for index, (cert, issuer) in enumerate(zip(bundle.certificates, bundle.certificates[1:])):
+        if cert.issuer != issuer.subject:
+            raise PemError(
+                f"the chain is out of order: certificate #{index + 1} is not issued by certificate #{index + 2}",
+                serial=info.serial,
+            )
+    missing = [d for d in (expected_domains or []) if not domain_covered(d, info.domains)]
+    if missing:
+        raise PemError(
+            f"the certificate does not cover {', '.join(missing)}",
+            serial=info.serial,
+            domains=list(info.domains),
+        )
+
+
+def bundle_pem(certificates_pem: bytes, key: PrivateKey) -> bytes:
+    """HAProxy's format: the leaf, its chain, then the key, with plain newlines."""
+    blocks = [block.replace(b"\r\n", b"\n") for block in _CERT_RE.findall(certificates_pem)]
+    if not blocks:
+        raise PemError("no PEM certificate found")
+    return b"\n".join(blocks) + b"\n" + private_key_to_pem(key)
+
+
+# ------------------------------------------------------------------ files
+
+
+def read_optional(path: str) -> bytes | None:
+    """The file's bytes, or None when it does not exist."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise FileError(f"cannot read {path}: {exc.strerror}", path=path) from exc
+
+
+def _ids(owner: str | None, group: str | None) -> tuple[int, int]:
+    try:
+        uid = pwd.getpwnam(owner).pw_uid if owner else -1
+    except KeyError:
+        raise ConfigError(f"no such user {owner!r}", owner=owner) from None
+    try:
+        gid = grp.getgrnam(group).gr_gid if group else -1
+    except KeyError:
+        raise ConfigError(f"no such group {group!r}", group=group) from None
+    return uid, gid
+
+
+def _already_there(path: str, data: bytes, mode: int, uid: int, gid: int) -> bool:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    if (st.st_mode & 0o7777) != mode or (uid not in (-1, st.st_uid)) or (gid not in (-1, st.st_gid)):
+        return False
+    if st.st_size != len(data):
+        return False
+    current = read_optional(path)
+    return current is not None and hashlib.sha256(current).digest() == hashlib.sha256(data).digest()
+
+
+def _fsync_dir(directory: str) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(
+    path: str,
+    data: bytes,
+    mode: int = 0o640,
+    owner: str | None = None,
+    group: str | None = None,
+) -> bool:
+    """Replace ``path`` with ``data`` so that no reader ever sees a partial file.
+
+    Returns False, touching nothing, when content, mode and ownership already match.
+    """
+    uid, gid = _ids(owner, group)
+    if _already_there(path, data, mode, uid, gid):
+        return False
+    directory = os.path.dirname(os.path.abspath(path))
+    temp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
+    try:
+        # The mode is set at creation, before a byte of key material is written.
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except OSError as exc:
+        raise FileError(f"cannot write {path}: {exc.strerror}", path=path) from exc
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp, mode)  # the umask may have narrowed it
+        if uid != -1 or gid != -1:
+            os.chown(temp, uid, gid)
+        os.rename(temp, path)
+    except OSError as exc:
+        _discard(temp)
+        raise FileError(f"cannot write {path}: {exc.strerror}", path=path) from exc
+    except BaseException:
+        _discard(temp)
+        raise
+    _fsync_dir(directory)
+    return True
+
+
+def _discard(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def remove_file(path: str) -> bool:
+    """Remove ``path``; False when it was not there."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        if exc.errno == errno.EISDIR:
+            raise FileError(f"cannot remove {path}: it is a directory", path=path) from exc
+        raise FileError(f"cannot remove {path}: {exc.strerror}", path=path) from exc
+    return True

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Every test of the collection, stage by stage; a failing stage does not hide the others.
+# Usage: scripts/run-tests.sh [stage...]   (default: all stages)
+# Ends with a line "summary: N passed, M failed" counting stages; exit 1 if any failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+export ANSIBLE_COLLECTIONS_PATH="$root/build/collections"
+export PATH="$root/.venv/bin:$PATH"
+export ANSIBLE_FORCE_COLOR=0 PY_COLORS=0 ANSIBLE_NOCOLOR=1
+py="$root/.venv/bin/python"
+
+stage_lint() {
+  ruff check --output-format concise . || return 1
+  mypy plugins/module_utils tests/lab
+}
+
+stage_unit() {
+  "$py" -m pytest -q -p no:cacheprovider tests/unit
+}
+
+# module_utils run on managed hosts with the distribution's cryptography and requests
+# (38 and 2.28 on Debian 12): run their unit tests with /usr/bin/python3 and those packages.
+stage_unit_distro() {
+  /usr/bin/python3 -c 'import cryptography, requests, pytest; print("distro python", __import__("sys").version.split()[0], "cryptography", cryptography.__version__, "requests", requests.__version__)' || return 1
+  /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/unit/plugins/module_utils
+}
+
+sanity_pythons() {
+  local v
+  for v in 3.11 3.12 3.13; do
+    if command -v "python$v" >/dev/null 2>&1 && "python$v" -c 'import venv' >/dev/null 2>&1; then echo "$v"; fi
+  done
+}
+
+stage_sanity() {
+  local dest="$root/build/ansible-test/ansible_collections/tlsops/haproxy_acme" rc=0 v
+  rm -rf "$dest" && mkdir -p "$dest"
+  git ls-files -co --exclude-standard -z | rsync -a --from0 --files-from=- . "$dest/"
+  ( cd "$dest" && git init -q && git add -A >/dev/null 2>&1 )
+  for v in $(sanity_pythons); do
+    echo "--- ansible-test sanity, Python $v"
+    ( cd "$dest" && ansible-test sanity --color no --venv --python "$v" \
+        --skip-test pylint ) || rc=1
+  done
+  return $rc
+}
+
+stage_integration() {
+  "$py" -m pytest -q -p no:cacheprovider -m "not nodes" tests/integration
+}
+
+stage_nodes() {
+  "$py" -m pytest -q -p no:cacheprovider -m nodes tests/integration
+}
+
+stage_molecule() {
+  [ -d extensions/molecule ] || { echo "no molecule scenarios"; return 0; }
+  ( cd extensions && molecule test --all )
+}
+
+all_stages=(lint unit unit_distro sanity integration nodes molecule)
+stages=("$@")
+[ ${#stages[@]} -gt 0 ] || stages=("${all_stages[@]}")
+
+passed=0 failed=0 report=()
+for s in "${stages[@]}"; do
+  s=${s//-/_}
+  echo "=== stage $s"
+  start=$(date +%s)
+  if "stage_$s"; then res=passed; passed=$((passed+1)); else res=FAILED; failed=$((failed+1)); fi
+  report+=("$(printf '%-12s %-7s %4ss' "$s" "$res" $(( $(date +%s) - start )))")
+done
+echo "=== stages"
+printf '%s\n' "${report[@]}"
+echo "summary: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,187 @@
+"""Unit tests of _pem: parsing, checks and the atomic write."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import stat
+import typing as t
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils import _pem
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import ConfigError, FileError, PemError
+
+NOW = dt.datetime(2026, 6, 1, tzinfo=dt.timezone.utc)
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def make_chain(
+    domains: t.Sequence[str] = ("a.example",), key: t.Any = None, days: int = 90, start: dt.datetime = NOW
+) -> tuple[bytes, t.Any, t.Any]:
+    """(leaf + intermediate PEM, leaf key, root cert)."""
+    root_key = ec.generate_private_key(ec.SECP256R1())
+    inter_key = ec.generate_private_key(ec.SECP256R1())
+    key = key or ec.generate_private_key(ec.SECP256R1())
+
+    def build(subject: str, issuer: str, pub: t.Any, signer: t.Any, ca: bool, sans: t.Sequence[str] = ()) -> x509.Certificate:
+        b = (
+            x509.CertificateBuilder()
+            .subject_name(_name(subject))
+            .issuer_name(_name(issuer))
+            .public_key(pub)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start - dt.timedelta(hours=1))
+            .not_valid_after(start + dt.timedelta(days=days))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if sans:
+            b = b.add_extension(x509.SubjectAlternativeName([x509.DNSName(d) for d in sans]), critical=False)
+        return b.sign(signer, hashes.SHA256())
+
+    root = build("root", "root", root_key.public_key(), root_key, True)
+    inter = build("inter", "root", inter_key.public_key(), root_key, True)
+    leaf = build(domains[0], "inter", key.public_key(), inter_key, False, domains)
+    pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (leaf, inter))
+    return pem, key, root
+
+
+@pytest.mark.parametrize(
+    ("key_type", "kind", "size"),
+    [("ec256", ec.EllipticCurvePrivateKey, 256), ("ec384", ec.EllipticCurvePrivateKey, 384), ("rsa2048", rsa.RSAPrivateKey, 2048)],
+)
+def test_generate_and_reload_keys(key_type: str, kind: type, size: int) -> None:
+    key = _pem.generate_private_key(key_type)
+    assert isinstance(key, kind)
+    assert key.key_size == size
+    again = _pem.load_private_key(_pem.private_key_to_pem(key))
+    assert _pem.key_type_of(again) == key_type
+
+
+def test_unknown_key_type() -> None:
+    with pytest.raises(ConfigError, match="unknown key type"):
+        _pem.generate_private_key("dsa1024")
+
+
+def test_sec1_key_as_acme_sh_writes_it() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    sec1 = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption())
+    assert b"BEGIN EC PRIVATE KEY" in sec1
+    assert _pem.key_type_of(_pem.load_private_key(sec1)) == "ec256"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "no PEM private key"),
+        (b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "cannot be parsed"),
+    ],
+)
+def test_bad_keys_do_not_echo_input(data: bytes, message: str) -> None:
+    with pytest.raises(PemError, match=message) as err:
+        _pem.load_private_key(data)
+    assert "AAAA" not in str(err.value)
+
+
+def test_small_rsa_refused() -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    with pytest.raises(PemError, match="too small"):
+        _pem.load_private_key(_pem.private_key_to_pem(key))
+
+
+@pytest.mark.parametrize(("serial", "text"), [(1, "01"), (0xABC, "0ABC"), (0x1234, "1234")])
+def test_serial_hex(serial: int, text: str) -> None:
+    assert _pem.serial_hex(serial) == text
+
+
+@pytest.mark.parametrize(("a", "b", "same"), [("0ABC", "abc", True), ("0a:bc", "ABC", True), ("ABD", "ABC", False)])
+def test_same_serial(a: str, b: str, same: bool) -> None:
+    assert _pem.same_serial(a, b) is same
+
+
+@pytest.mark.parametrize(
+    ("domain", "sans", "covered"),
+    [
+        ("a.example", ["a.example"], True),
+        ("A.Example.", ["a.example"], True),
+        ("x.a.example", ["*.a.example"], True),
+        ("y.x.a.example", ["*.a.example"], False),
+        ("a.example", ["*.a.example"], False),
+        ("b.example", ["a.example"], False),
+    ],
+)
+def test_domain_covered(domain: str, sans: list[str], covered: bool) -> None:
+    assert _pem.domain_covered(domain, sans) is covered
+
+
+def test_bundle_round_trip_and_info() -> None:
+    chain, key, _ = make_chain(["a.example", "www.a.example"])
+    data = _pem.bundle_pem(chain, key)
+    assert data.index(b"CERTIFICATE") < data.index(b"PRIVATE KEY")
+    bundle = _pem.parse_bundle(data)
+    _pem.check_bundle(bundle, ["www.a.example"], now=NOW)
+    info = bundle.info()
+    assert info.domains == ("a.example", "www.a.example")
+    assert info.key_type == "ec256"
+    assert 89 < info.days_left(NOW) < 91
+    result = info.as_dict(NOW)
+    assert result["not_after"].endswith("Z")
+    assert "PRIVATE" not in repr(bundle)
+
+
+def test_check_bundle_refusals() -> None:
+    chain, key, _ = make_chain()
+    other = ec.generate_private_key(ec.SECP256R1())
+    with pytest.raises(PemError, match="does not match"):
+        _pem.check_bundle(_pem.parse_bundle(_pem.bundle_pem(chain, other)), now=NOW)
+    bundle = _pem.parse_bundle(_pem.bundle_pem(chain, key))
+    with pytest.raises(PemError, match="expired"):
+        _pem.check_bundle(bundle, now=NOW + dt.timedelta(days=100))
+    with pytest.raises(PemError, match="does not cover b.example"):
+        _pem.check_bundle(bundle, ["b.example"], now=NOW)
+    certs = _pem.load_certificates(chain)
+    reversed_pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in reversed(certs))
+    with pytest.raises(PemError, match="out of order|does not match"):
+        _pem.check_bundle(_pem.parse_bundle(_pem.bundle_pem(reversed_pem, key)), now=NOW)
+    with pytest.raises(PemError, match="no private key"):
+        _pem.parse_bundle(chain)
+
+
+def test_atomic_write_modes_and_noop(tmp_path: Path) -> None:
+    path = str(tmp_path / "x.pem")
+    assert _pem.atomic_write(path, b"one", mode=0o640) is True
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
+    assert _pem.atomic_write(path, b"one", mode=0o640) is False
+    assert _pem.atomic_write(path, b"one", mode=0o600) is True
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert _pem.atomic_write(path, b"two", mode=0o600) is True
+    assert Path(path).read_bytes() == b"two"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.pem"]
+
+
+def test_atomic_write_failure_keeps_old_file(tmp_path: Path) -> None:
+    path = tmp_path / "x.pem"
+    path.write_bytes(b"old")
+    with pytest.raises(ConfigError, match="no such user"):
+        _pem.atomic_write(str(path), b"new", owner="no-such-user-here")
+    with pytest.raises(FileError, match="cannot write"):
+        _pem.atomic_write(str(tmp_path / "missing" / "x.pem"), b"new")
+    assert path.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.pem"]
+
+
+def test_read_optional_and_remove(tmp_path: Path) -> None:
+    path = tmp_path / "x"
+    assert _pem.read_optional(str(path)) is None
+    assert _pem.remove_file(str(path)) is False
+    path.write_bytes(b"1")
+    assert _pem.read_optional(str(path)) == b"1"
+    assert _pem.remove_file(str(path)) is True
