@@ -47,4 +47,13 @@ fi
 
 mkdir -p build/collections/ansible_collections/tlsops
 ln -sfn "$root" build/collections/ansible_collections/tlsops/haproxy_acme
+
+
+# ansible-test --venv downloads a pip bootstrap script from a host these machines
+# cannot reach; it uses a cached copy when there is one, so provide our stand-in for
+# every pip version this ansible-test pins.
+for v in $(grep -ho "pip='[0-9.]*'" .venv/lib/python3*/site-packages/ansible_test/_internal/python_requirements.py | tr -dc '0-9.\n'); do
+  mkdir -p ~/.ansible/test/cache
+  cp scripts/ansible-test-get-pip.py ~/.ansible/test/cache/get_pip_${v//./_}.py
+done
 echo "bootstrap: ready ($(.venv/bin/ansible --version | head -1))"

@@ -25,22 +25,30 @@ import secrets
 import typing as t
 from dataclasses import dataclass, field
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtensionOID
-
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import (
     ConfigError,
     FileError,
     PemError,
 )
 
-PrivateKey = t.Union[ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey]
-PublicKey = t.Union[ec.EllipticCurvePublicKey, rsa.RSAPublicKey]
+# Modules check HAS_CRYPTOGRAPHY and fail with a clear message; nothing below runs
+# without it. (Ansible's import sanity test loads this file without cryptography.)
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.x509.oid import ExtensionOID
+except ImportError:
+    HAS_CRYPTOGRAPHY = False
+else:
+    HAS_CRYPTOGRAPHY = True
+
+if t.TYPE_CHECKING:
+    PrivateKey = t.Union[ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey]
+    PublicKey = t.Union[ec.EllipticCurvePublicKey, rsa.RSAPublicKey]
 
 KEY_TYPES = ("ec256", "ec384", "rsa2048", "rsa3072", "rsa4096")
-_CURVES: dict[str, ec.EllipticCurve] = {"ec256": ec.SECP256R1(), "ec384": ec.SECP384R1()}
+_CURVE_BITS = {"ec256": 256, "ec384": 384}
 _CURVE_NAMES = {"secp256r1": "ec256", "secp384r1": "ec384"}
 
 _CERT_RE = re.compile(rb"-----BEGIN CERTIFICATE-----\r?\n.+?\r?\n-----END CERTIFICATE-----", re.DOTALL)
@@ -55,8 +63,9 @@ _KEY_RE = re.compile(
 
 def generate_private_key(key_type: str) -> PrivateKey:
     """A new key of one of KEY_TYPES."""
-    if key_type in _CURVES:
-        return ec.generate_private_key(_CURVES[key_type])
+    if key_type in _CURVE_BITS:
+        curve = ec.SECP256R1() if key_type == "ec256" else ec.SECP384R1()
+        return ec.generate_private_key(curve)
     if key_type.startswith("rsa") and key_type in KEY_TYPES:
         return rsa.generate_private_key(public_exponent=65537, key_size=int(key_type[3:]))
     raise ConfigError(f"unknown key type {key_type!r}; choose one of {', '.join(KEY_TYPES)}", key_type=key_type)
@@ -111,7 +120,7 @@ def _public_der(key: PrivateKey | PublicKey) -> bytes:
 
 def key_matches_certificate(key: PrivateKey, cert: x509.Certificate) -> bool:
     """Whether the private key belongs to the certificate's public key."""
-    return _public_der(key) == _public_der(t.cast(PublicKey, cert.public_key()))
+    return _public_der(key) == _public_der(t.cast("PublicKey", cert.public_key()))
 
 
 # ---------------------------------------------------------- certificates
@@ -211,7 +220,7 @@ class CertInfo:
 
 def cert_info(cert: x509.Certificate) -> CertInfo:
     try:
-        key_type = key_type_of(t.cast(PublicKey, cert.public_key()))
+        key_type = key_type_of(t.cast("PublicKey", cert.public_key()))
     except PemError:
         key_type = "unknown"
     return CertInfo(
@@ -346,6 +355,18 @@ def _already_there(path: str, data: bytes, mode: int, uid: int, gid: int) -> boo
         return False
     current = read_optional(path)
     return current is not None and hashlib.sha256(current).digest() == hashlib.sha256(data).digest()
+
+
+def file_matches(
+    path: str,
+    data: bytes,
+    mode: int = 0o640,
+    owner: str | None = None,
+    group: str | None = None,
+) -> bool:
+    """Whether atomic_write() would leave ``path`` alone (for check mode)."""
+    uid, gid = _ids(owner, group)
+    return _already_there(path, data, mode, uid, gid)
 
 
 def _fsync_dir(directory: str) -> None:
