@@ -9,6 +9,7 @@ root=$(pwd)
 
 apt_packages=(haproxy pebble socat openssl curl ca-certificates python3-venv python3-pip
   systemd-container debootstrap iproute2 wrk rsync git make
+  openssh-client util-linux
   python3-cryptography python3-requests python3-pytest)
 
 missing=()

@@ -51,12 +51,15 @@ stage_integration() {
 }
 
 stage_nodes() {
+  "$py" tests/lab/nodes/nodes.py gc >/dev/null 2>&1 || true
   "$py" -m pytest -q -p no:cacheprovider -m nodes tests/integration
 }
 
 stage_molecule() {
   [ -d extensions/molecule ] || { echo "no molecule scenarios"; return 0; }
-  ( cd extensions && molecule test --all )
+  # From the repository root molecule finds the collection (galaxy.yml) and the shared
+  # extensions/molecule/config.yml.
+  molecule test --all
 }
 
 all_stages=(lint unit unit_distro sanity integration nodes molecule)
