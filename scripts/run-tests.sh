@@ -12,7 +12,9 @@ py="$root/.venv/bin/python"
 
 stage_lint() {
   ruff check --output-format concise . || return 1
-  mypy plugins/module_utils tests/lab
+  mypy plugins/module_utils tests/lab || return 1
+  antsibull-changelog lint || return 1
+  ansible-lint --profile production --offline roles playbooks extensions/molecule
 }
 
 stage_unit() {

@@ -409,8 +409,7 @@ def atomic_write(
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(temp, mode)  # the umask may have narrowed it
-        if uid != -1 or gid != -1:
-            os.chown(temp, uid, gid)
+        _chown_if_needed(temp, uid, gid)
         os.rename(temp, path)
     except OSError as exc:
         _discard(temp)
@@ -420,6 +419,15 @@ def atomic_write(
         raise
     _fsync_dir(directory)
     return True
+
+
+def _chown_if_needed(path: str, uid: int, gid: int) -> None:
+    """chown only when the owner or group differ: the renewal service may not chown at
+    all (its seccomp filter denies @privileged), and in the setgid certificate
+    directory a file it creates already has the right owner and group."""
+    st = os.stat(path)
+    if uid not in (-1, st.st_uid) or gid not in (-1, st.st_gid):
+        os.chown(path, uid, gid)
 
 
 def _discard(path: str) -> None:

@@ -145,13 +145,13 @@ def test_check_bundle_refusals() -> None:
     bundle = _pem.parse_bundle(_pem.bundle_pem(chain, key))
     with pytest.raises(PemError, match="expired"):
         _pem.check_bundle(bundle, now=NOW + dt.timedelta(days=100))
-    with pytest.raises(PemError, match="does not cover b.example"):
+    with pytest.raises(PemError, match=r"does not cover b\.example"):
         _pem.check_bundle(bundle, ["b.example"], now=NOW)
     certs = _pem.load_certificates(chain)
     reversed_pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in reversed(certs))
-    with pytest.raises(PemError, match="out of order|does not match"):
+    with pytest.raises(PemError, match=r"out of order|does not match"):
         _pem.check_bundle(_pem.parse_bundle(_pem.bundle_pem(reversed_pem, key)), now=NOW)
-    with pytest.raises(PemError, match="no private key"):
+    with pytest.raises(PemError, match=r"no private key"):
         _pem.parse_bundle(chain)
 
 

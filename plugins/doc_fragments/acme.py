@@ -1,0 +1,81 @@
+# Copyright (c) tlsops.haproxy_acme contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    # The common ACME options (plugins/module_utils/_acme/common_args.py).
+    DOCUMENTATION = r"""
+options:
+  directory:
+    description:
+      - The ACME server, as an alias or as the URL of its directory.
+      - V(letsencrypt) and V(letsencrypt_test) (Let's Encrypt and its staging server), V(zerossl),
+        V(buypass) and V(buypass_test), V(google) and V(google_test) (Google Trust Services).
+      - Any other value must be an C(https://) URL, for example a private CA or pebble.
+      - An unknown alias fails before anything is sent.
+    type: str
+    default: letsencrypt_test
+  account_key_path:
+    description:
+      - Path to the PEM private key of the ACME account (PKCS#8, SEC1 or PKCS#1, unencrypted).
+      - An account key written by acme.sh works unchanged, so its thumbprint (and the
+        HAProxy configuration built on it) stays valid.
+      - Exactly one of O(account_key_path) and O(account_key_content) is needed.
+    type: path
+  account_key_content:
+    description:
+      - The PEM private key of the ACME account as a string, for example from an AWX credential.
+      - Never logged and never returned.
+    type: str
+  account_key_type:
+    description:
+      - Type of the account key to generate when O(account_key_path) does not exist yet
+        (only M(tlsops.haproxy_acme.acme_account) generates keys).
+      - An existing key is used as it is, whatever its type.
+    type: str
+    choices: [ec256, ec384, rsa2048, rsa3072, rsa4096]
+    default: ec256
+  email:
+    description:
+      - Contact address(es) of the account (comma-separated), sent as C(mailto:) URIs.
+      - When omitted, the account's contact is left as it is.
+    type: str
+  terms_agreed:
+    description:
+      - Whether you agree to the CA's terms of service; needed to create an account at a CA
+        that has terms (RFC 8555 section 7.3).
+    type: bool
+    default: false
+  eab_kid:
+    description:
+      - Key identifier for External Account Binding (RFC 8555 section 7.3.4), given by CAs such as
+        ZeroSSL or Google Trust Services. Needs O(eab_hmac_key).
+    type: str
+  eab_hmac_key:
+    description:
+      - The base64url-encoded MAC key for External Account Binding. Needs O(eab_kid). Never logged.
+    type: str
+  validate_certs:
+    description:
+      - Whether to verify the ACME server's TLS certificate. Only switch this off for a throw-away test CA.
+    type: bool
+    default: true
+  ca_path:
+    description:
+      - A PEM file of CA certificates to verify the ACME server's TLS certificate with, for a private ACME server.
+    type: path
+  request_timeout:
+    description:
+      - Seconds to wait for each HTTP response from the ACME server.
+      - Retries of HTTP 429, 5xx and connection errors (with backoff, honouring C(Retry-After))
+        stay within 60 seconds in total per request.
+    type: float
+    default: 10
+notes:
+  - The client is this collection's own implementation of RFC 8555 on C(requests) and C(cryptography);
+    it runs with the distribution packages of Debian 12 (cryptography 38, requests 2.28) and newer.
+  - Nonces from every C(Replay-Nonce) header are reused; C(badNonce) errors are retried with a fresh nonce.
+"""

@@ -1,0 +1,293 @@
+# Copyright (c) tlsops.haproxy_acme contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The engine behind ``acme_stateless_order``: ensure a list of certificates.
+
+For each certificate: read ``<cert_dir>/<name>.pem``, decide (renewal.py), and only
+when something must be ordered talk to the CA. Orders run in a thread pool sharing
+one client, session and nonce pool. Every certificate gets its own result; one
+failure never stops the others, and a failure never touches the file in place.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime as dt
+import grp
+import os
+import pwd
+import typing as t
+from dataclasses import dataclass, field
+
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme import ari, order
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.client import AcmeClient
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.lazy import Lazy
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.names import check_cert_name, normalize_domains
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.poll import Poller
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.renewal import Decision, decide
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import (
+    AcmeError,
+    ConfigError,
+    FileError,
+    HaproxyAcmeError,
+)
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import (
+    KEY_TYPES,
+    CertInfo,
+    atomic_write,
+    bundle_pem,
+    check_bundle,
+    generate_private_key,
+    parse_bundle,
+    read_optional,
+)
+
+if t.TYPE_CHECKING:
+    from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import PrivateKey
+
+MAX_CONCURRENCY = 16
+ATTRIBUTES_DIFFER = "; mode/owner/group differ from what is asked"
+
+
+@dataclass
+class CertSpec:
+    """One certificate as asked: its name (file ``<name>.pem``), domains and key type."""
+
+    name: str
+    domains: list[str]
+    key_type: str = "ec256"
+
+
+@dataclass
+class Options:
+    """What applies to every certificate of a run."""
+
+    cert_dir: str
+    remaining_days: float = 30
+    force: bool = False
+    reuse_key: bool = False
+    preferred_chain: str | None = None
+    owner: str | None = None
+    group: str | None = None
+    mode: int = 0o640
+    use_ari: bool = True
+    concurrency: int = 4
+    poll_timeout: float = 120.0
+    check_mode: bool = False
+
+
+@dataclass
+class CertResult:
+    """The outcome for one certificate (``certificates[]`` of the module's result)."""
+
+    name: str
+    domains: list[str]
+    path: str
+    action: str = "unchanged"
+    reason: str = ""
+    changed: bool = False
+    msg: str | None = None
+    info: CertInfo | None = None
+    previous: CertInfo | None = None  # what the file held before this run (for the diff)
+
+    def as_dict(self, now: dt.datetime | None = None) -> dict[str, t.Any]:
+        result: dict[str, t.Any] = {
+            "name": self.name, "domains": self.domains, "path": self.path, "action": self.action,
+            "reason": self.reason, "changed": self.changed,
+            "serial": None, "not_before": None, "not_after": None, "days_left": None, "issuer": None,
+        }
+        if self.info is not None:
+            info = self.info.as_dict(now)
+            result.update({k: info[k] for k in ("serial", "not_before", "not_after", "days_left", "issuer")})
+        if self.msg is not None:
+            result["msg"] = self.msg
+        return result
+
+
+@dataclass
+class _Plan:
+    spec: CertSpec
+    result: CertResult
+    decision: Decision | None = None
+    existing: bytes | None = field(default=None, repr=False)
+
+    @property
+    def existed(self) -> bool:
+        return self.existing is not None
+
+
+def _ids(owner: str | None, group: str | None) -> tuple[int, int]:
+    try:
+        uid = pwd.getpwnam(owner).pw_uid if owner else -1
+        gid = grp.getgrnam(group).gr_gid if group else -1
+    except KeyError:
+        raise ConfigError(f"no such user or group: {owner or ''}:{group or ''}", owner=owner, group=group) from None
+    return uid, gid
+
+
+def _attributes_differ(path: str, mode: int, uid: int, gid: int) -> bool:
+    st = os.stat(path)
+    return (st.st_mode & 0o7777) != mode or uid not in (-1, st.st_uid) or gid not in (-1, st.st_gid)
+
+
+class Issuer:
+    """Ensures certificates; ``prepare_account`` loads the key and finds the account, once, on first order."""
+
+    def __init__(self, client: AcmeClient, prepare_account: t.Callable[[], None], options: Options) -> None:
+        self.client = client
+        self.options = options
+        self.clock = client.transport.clock
+        self.poller = Poller(self.clock, options.poll_timeout)
+        self._account: Lazy[None] = Lazy(prepare_account)
+        self._renewal_info: Lazy[str | None] = Lazy(self._find_renewal_info)
+
+    # ------------------------------------------------------------ planning (no request to the CA)
+
+    def _plan(self, spec: CertSpec, now: dt.datetime) -> _Plan:
+        path = os.path.join(self.options.cert_dir, f"{spec.name}.pem")
+        plan = _Plan(spec, CertResult(name=spec.name, domains=list(spec.domains), path=path))
+        try:
+            spec.domains = plan.result.domains = normalize_domains(spec.domains, spec.name)
+            check_cert_name(spec.name)
+            if spec.key_type not in KEY_TYPES:
+                raise ConfigError(f"unknown key_type {spec.key_type!r}; choose one of {', '.join(KEY_TYPES)}")
+            self._check_cert_dir(writable=False)
+            plan.existing = read_optional(path)
+            plan.decision = decide(plan.existing, spec.domains, spec.key_type, self.options.remaining_days,
+                                   force=self.options.force, now=now)
+            self._predict(plan)
+        except HaproxyAcmeError as exc:
+            self._fail(plan, exc)
+        return plan
+
+    def _predict(self, plan: _Plan) -> None:
+        decision, result = t.cast(Decision, plan.decision), plan.result
+        result.reason = decision.reason
+        if decision.bundle is not None:
+            result.info = result.previous = decision.bundle.info()
+        if decision.needs_renewal:
+            self._check_cert_dir()
+            result.action, result.changed = ("renewed" if plan.existed else "issued"), True
+        else:
+            uid, gid = _ids(self.options.owner, self.options.group)
+            result.changed = _attributes_differ(result.path, self.options.mode, uid, gid)
+            if result.changed:
+                result.reason += ATTRIBUTES_DIFFER
+
+    def _check_cert_dir(self, writable: bool = True) -> None:
+        cert_dir = self.options.cert_dir
+        if not os.path.isdir(cert_dir):
+            raise FileError(f"cert_dir {cert_dir} does not exist or is not a directory", path=cert_dir)
+        if writable and not os.access(cert_dir, os.W_OK | os.X_OK):
+            raise FileError(f"cert_dir {cert_dir} is not writable", path=cert_dir)
+
+    def _fail(self, plan: _Plan, exc: BaseException) -> None:
+        result = plan.result
+        text = exc.msg if isinstance(exc, HaproxyAcmeError) else f"unexpected {type(exc).__name__}: {exc}"
+        prefix = f"certificate {result.name!r} ({', '.join(result.domains) or 'no domains'})"
+        result.action, result.changed = "failed", False
+        result.msg = f"{prefix}: {text}"
+        if not result.reason:
+            result.reason = text
+
+    # ------------------------------------------------------------ the CA side
+
+    def _find_renewal_info(self) -> str | None:
+        try:
+            return self.client.directory.renewal_info
+        except AcmeError:
+            return None  # ARI is advice: an unreachable CA must not fail a certificate that is fine
+
+    def _ari_window(self, plan: _Plan) -> ari.RenewalWindow | None:
+        bundle = plan.decision.bundle if plan.decision else None
+        cid = ari.cert_id(bundle.leaf) if bundle is not None else None
+        url = self._renewal_info.get() if cid else None
+        return ari.fetch_window(self.client.transport, url, t.cast(str, cid)) if url else None
+
+    def _key_for(self, plan: _Plan) -> PrivateKey:
+        bundle = plan.decision.bundle if plan.decision else None
+        if self.options.reuse_key and bundle is not None and bundle.key is not None \
+                and bundle.info().key_type == plan.spec.key_type:
+            return bundle.key
+        return generate_private_key(plan.spec.key_type)
+
+    def _replaces(self, plan: _Plan) -> str | None:
+        """The certID for ``replaces`` (RFC 9773 section 5) when the CA speaks ARI."""
+        bundle = plan.decision.bundle if plan.decision else None
+        if not self.options.use_ari or bundle is None or not self._renewal_info.get():
+            return None
+        return ari.cert_id(bundle.leaf)
+
+    def _order(self, plan: _Plan) -> None:
+        self._account.get()
+        spec, result = plan.spec, plan.result
+        key = self._key_for(plan)
+        chain = order.issue(self.client, self.poller, spec.domains, key, replaces=self._replaces(plan),
+                            preferred_chain=self.options.preferred_chain, certificate=spec.name)
+        data = bundle_pem(chain, key)
+        bundle = parse_bundle(data)
+        check_bundle(bundle, spec.domains)  # never write what HAProxy must not load
+        atomic_write(result.path, data, self.options.mode, self.options.owner, self.options.group)
+        result.info, result.changed = bundle.info(), True
+        result.action = "renewed" if plan.existed else "issued"
+
+    def _work(self, plan: _Plan) -> None:
+        """Runs in a pool thread: ARI check for a valid certificate, then the order if needed."""
+        try:
+            decision = t.cast(Decision, plan.decision)
+            if not decision.needs_renewal:
+                window = self._ari_window(plan)
+                if window is None or not self._ari_due(plan, window):
+                    return
+            self._order(plan)
+        except Exception as exc:  # one certificate's failure must not stop the batch
+            self._fail(plan, exc)
+
+    def _ari_due(self, plan: _Plan, window: ari.RenewalWindow) -> bool:
+        """Decide again with the CA's window (RFC 9773 section 4.2)."""
+        spec = plan.spec
+        plan.decision = decide(plan.existing, spec.domains, spec.key_type, self.options.remaining_days,
+                               force=self.options.force, ari_window=window, now=self.clock_now())
+        plan.result.reason = plan.decision.reason
+        return plan.decision.needs_renewal
+
+    def clock_now(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.clock.now(), dt.timezone.utc)
+
+    # ------------------------------------------------------------ the run
+
+    def _needs_work(self, plan: _Plan) -> bool:
+        if plan.result.action == "failed" or plan.decision is None:
+            return False
+        if plan.decision.needs_renewal:
+            return True
+        return self.options.use_ari and plan.decision.bundle is not None
+
+    def _fix_attributes(self, plan: _Plan) -> None:
+        if plan.result.action != "unchanged" or not plan.result.changed:
+            return
+        try:
+            uid, gid = _ids(self.options.owner, self.options.group)
+            os.chmod(plan.result.path, self.options.mode)
+            if uid != -1 or gid != -1:
+                os.chown(plan.result.path, uid, gid)
+            plan.result.reason = plan.result.reason.replace(ATTRIBUTES_DIFFER, "; mode/owner/group fixed")
+        except OSError as exc:
+            self._fail(plan, FileError(f"cannot set mode/owner of {plan.result.path}: {exc.strerror}"))
+        except HaproxyAcmeError as exc:
+            self._fail(plan, exc)
+
+    def run(self, specs: t.Sequence[CertSpec]) -> list[CertResult]:
+        """Ensure every certificate; results in the order asked."""
+        now = self.clock_now()
+        plans = [self._plan(spec, now) for spec in specs]
+        if self.options.check_mode:
+            return [p.result for p in plans]  # decided from the files alone: nothing sent to the CA
+        for plan in plans:
+            self._fix_attributes(plan)
+        todo = [p for p in plans if self._needs_work(p)]
+        if todo:
+            workers = max(1, min(self.options.concurrency, MAX_CONCURRENCY, len(todo)))
+            with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+                list(pool.map(self._work, todo))
+        return [p.result for p in plans]

@@ -1,0 +1,170 @@
+# Copyright (c) tlsops.haproxy_acme contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""One certificate through the order flow of RFC 8555 section 7.4.
+
+newOrder -> authorizations -> trigger http-01 -> wait for valid -> finalize with a CSR
+-> wait for valid -> download the chain (and alternates for ``preferred_chain``).
+The answer to each challenge is HAProxy's job (stateless, DESIGN.md): nothing to
+provision here.
+"""
+
+from __future__ import annotations
+
+import functools
+import typing as t
+
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme import chain as chains
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.client import PEM_CHAIN, AcmeClient
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.csr import csr_b64
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.poll import Poller
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.problems import describe
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.transport import Response
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import (
+    AcmeError,
+    AcmeProblem,
+    AcmeValidationError,
+)
+
+if t.TYPE_CHECKING:
+    from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.jws import SigningKey
+
+CHALLENGE_TYPE = "http-01"
+
+
+def _is_settled(data: t.Mapping[str, t.Any]) -> bool:
+    """An authorization or order that no longer waits on the CA (section 7.1.6)."""
+    return data.get("status") not in ("pending", "processing")
+
+
+class OrderFlow:
+    """The requests for one certificate; ``context`` names it in every error."""
+
+    def __init__(self, client: AcmeClient, poller: Poller, **context: t.Any) -> None:
+        self.client = client
+        self.poller = poller
+        self.context = context
+        self.url = ""
+        self.data: dict[str, t.Any] = {}
+
+    # ------------------------------------------------------------ order
+
+    def new_order(self, domains: t.Sequence[str], replaces: str | None = None) -> dict[str, t.Any]:
+        """Place the order (section 7.4); ``replaces`` names the certificate it renews (RFC 9773 section 5)."""
+        payload: dict[str, t.Any] = {"identifiers": [{"type": "dns", "value": d} for d in domains]}
+        if replaces:
+            payload["replaces"] = replaces
+        response = self.client.post(self.client.directory["newOrder"], payload, **self.context)
+        if not response.location:
+            raise AcmeError("the ACME server did not return the order URL (Location header)", **self.context)
+        self.url = response.location
+        self.data = response.json()
+        return self.data
+
+    def _fetch_order(self) -> Response:
+        return self.client.post_as_get(self.url, **self.context)
+
+    def _wait_order(self, first: Response | None = None) -> dict[str, t.Any]:
+        self.data = self.poller.until(self._fetch_order, _is_settled, "the order", first=first, **self.context)
+        return self.data
+
+    # ------------------------------------------------------------ authorizations
+
+    def _fetch_authz(self, url: str) -> Response:
+        return self.client.post_as_get(url, **self.context)
+
+    def _start_challenge(self, url: str) -> str | None:
+        """Trigger the http-01 challenge of a pending authorization; its URL, or None if already valid."""
+        authz = self._fetch_authz(url).json()
+        domain = str(authz.get("identifier", {}).get("value", "?"))
+        if authz.get("status") == "valid":
+            return None  # reused from an earlier order (section 7.1.4)
+        if authz.get("status") != "pending":
+            raise self._invalid(authz, domain)
+        challenge = next((c for c in authz.get("challenges", []) if c.get("type") == CHALLENGE_TYPE), None)
+        if challenge is None:
+            raise AcmeError(f"the CA offers no http-01 challenge for {domain}", domain=domain, **self.context)
+        if challenge.get("status") == "pending":
+            # Section 7.5.1: an empty JSON object says "ready, go validate".
+            self.client.post(challenge["url"], {}, **self.context)
+        return url
+
+    def _invalid(self, authz: t.Mapping[str, t.Any], domain: str) -> AcmeError:
+        """The error of an authorization that failed, with the challenge's own error (section 7.1.6)."""
+        for challenge in authz.get("challenges", []):
+            error = challenge.get("error")
+            if isinstance(error, dict):
+                return AcmeValidationError(
+                    f"validation of {domain} failed: {describe(error)}",
+                    domain=domain, problem=error, **self.context,
+                )
+        return AcmeValidationError(
+            f"the authorization for {domain} is {authz.get('status')!r}", domain=domain, **self.context
+        )
+
+    def authorize(self) -> None:
+        """Trigger every pending challenge first, then wait: the CA validates them in parallel."""
+        waiting = [u for u in (self._start_challenge(url) for url in self.data.get("authorizations", [])) if u]
+        for url in waiting:
+            authz = self.poller.until(
+                functools.partial(self._fetch_authz, url), _is_settled, "the authorization", **self.context
+            )
+            if authz.get("status") != "valid":
+                raise self._invalid(authz, str(authz.get("identifier", {}).get("value", "?")))
+
+    # ------------------------------------------------------------ finalize, download
+
+    def finalize(self, key: SigningKey, domains: t.Sequence[str]) -> str:
+        """Send the CSR (section 7.4), wait for ``valid``; the certificate URL."""
+        if self.data.get("status") == "pending":
+            self._wait_order()
+        try:
+            response = self.client.post(self.data["finalize"], {"csr": csr_b64(key, domains)}, **self.context)
+        except AcmeProblem as exc:
+            if exc.short_type != "orderNotReady":
+                raise
+            # Our authorizations are valid but the order has not caught up yet: wait and retry once.
+            self._wait_order()
+            response = self.client.post(self.data["finalize"], {"csr": csr_b64(key, domains)}, **self.context)
+        self.data = response.json()
+        if self.data.get("status") != "valid":
+            self._wait_order(first=response)  # honours its Retry-After
+        if self.data.get("status") != "valid" or not self.data.get("certificate"):
+            error = self.data.get("error")
+            reason = describe(error) if isinstance(error, dict) else f"status {self.data.get('status')!r}"
+            raise AcmeError(f"the order failed at finalization: {reason}", **self.context)
+        return str(self.data["certificate"])
+
+    def download(self, url: str, preferred_chain: str | None = None) -> bytes:
+        """The PEM chain (section 7.4.2); with ``preferred_chain``, the first chain that matches."""
+        response = self.client.post_as_get(url, accept=PEM_CHAIN, **self.context)
+        if not preferred_chain or chains.matches(response.content, preferred_chain):
+            return response.content
+        for alternate in response.links("alternate"):
+            candidate = self.client.post_as_get(alternate, accept=PEM_CHAIN, **self.context).content
+            if chains.matches(candidate, preferred_chain):
+                return candidate
+        return response.content  # as certbot does: the default chain when none matches
+
+
+def issue(
+    client: AcmeClient,
+    poller: Poller,
+    domains: t.Sequence[str],
+    key: SigningKey,
+    *,
+    replaces: str | None = None,
+    preferred_chain: str | None = None,
+    **context: t.Any,
+) -> bytes:
+    """Order, validate, finalize and download one certificate; the PEM chain (leaf first)."""
+    flow = OrderFlow(client, poller, **context)
+    try:
+        flow.new_order(domains, replaces)
+    except AcmeProblem as exc:
+        if not replaces or exc.short_type not in ("alreadyReplaced", "malformed", "conflict"):
+            raise
+        # RFC 9773 section 5: the CA may refuse ``replaces`` (e.g. already replaced); order plainly.
+        flow.new_order(domains)
+    flow.authorize()
+    return flow.download(flow.finalize(key, domains), preferred_chain)

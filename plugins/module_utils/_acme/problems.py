@@ -1,0 +1,82 @@
+# Copyright (c) tlsops.haproxy_acme contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Problem documents (RFC 7807, RFC 8555 section 6.7) turned into :class:`AcmeProblem`."""
+
+from __future__ import annotations
+
+import json
+import typing as t
+
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import AcmeProblem
+
+ACME_ERROR_PREFIX = "urn:ietf:params:acme:error:"
+
+
+def short_type(problem_type: str) -> str:
+    """``badNonce`` for ``urn:ietf:params:acme:error:badNonce``; other URIs unchanged."""
+    if problem_type.startswith(ACME_ERROR_PREFIX):
+        return problem_type[len(ACME_ERROR_PREFIX):]
+    return problem_type or "unknown"
+
+
+def parse_problem(content: bytes) -> dict[str, t.Any] | None:
+    """The problem document in a response body, or None when the body is not one."""
+    try:
+        data = json.loads(content.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if isinstance(data, dict) and isinstance(data.get("type"), str):
+        return data
+    return None
+
+
+def _identifier(sub: t.Mapping[str, t.Any]) -> str:
+    ident = sub.get("identifier")
+    value = ident.get("value") if isinstance(ident, dict) else None
+    return value if isinstance(value, str) else "?"
+
+
+def describe(problem: t.Mapping[str, t.Any]) -> str:
+    """One line: ``type: detail`` plus the subproblems per identifier (section 6.7.1)."""
+    text = f"{short_type(str(problem.get('type', '')))}: {problem.get('detail') or 'no detail given'}"
+    subs = problem.get("subproblems")
+    if isinstance(subs, list) and subs:
+        parts = [
+            f"{_identifier(sub)}: {short_type(str(sub.get('type', '')))}: {sub.get('detail', '')}"
+            for sub in subs
+            if isinstance(sub, dict)
+        ]
+        text += " [" + "; ".join(parts) + "]"
+    return text
+
+
+def problem_error(
+    status: int,
+    content: bytes,
+    url: str,
+    retry_after: float | None = None,
+    **context: t.Any,
+) -> AcmeProblem:
+    """The exception for an ACME error response, with a message a user can act on."""
+    problem = parse_problem(content)
+    if problem is None:
+        body = content[:200].decode("utf-8", "replace").strip()
+        return AcmeProblem(
+            f"ACME server answered HTTP {status} for {url}: {body or 'empty body'}",
+            status=status, retry_after=retry_after, url=url, **context,
+        )
+    msg = f"ACME server error {describe(problem)}"
+    if retry_after is not None:
+        msg += f" (the server asks to retry after {int(retry_after)} s)"
+    subproblems = [s for s in problem.get("subproblems") or [] if isinstance(s, dict)]
+    return AcmeProblem(
+        msg,
+        problem_type=str(problem.get("type", "")),
+        detail=str(problem.get("detail", "")),
+        status=status,
+        subproblems=subproblems,
+        retry_after=retry_after,
+        url=url,
+        **context,
+    )

@@ -1,0 +1,143 @@
+# Copyright (c) tlsops.haproxy_acme contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""What ``haproxy_runtime_cert`` does, without Ansible: options in, result dictionary out.
+
+The host renewal job calls ``run()`` with the same options as the module.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import ConfigError
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.commands import DEFAULT_BUFSIZE
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.deploy import (
+    ApiFactory,
+    Options,
+    Report,
+    Request,
+    deploy,
+    diff,
+    result,
+)
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.module_args import (
+    DEFAULT_BUSY_TIMEOUT,
+    DEFAULT_SOCKET,
+)
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.transport import DEFAULT_TIMEOUT, RuntimeApi
+
+# Fields of the single certificate's entry repeated at the top level of the result.
+TOP_LEVEL = (
+    "path",
+    "action",
+    "reason",
+    "serial",
+    "not_before",
+    "not_after",
+    "domains",
+    "sha1_fingerprint",
+    "status",
+    "file_changed",
+    "crt_list",
+    "verified",
+    "sockets",
+)
+
+
+def parse_mode(value: t.Any) -> int:
+    """A file mode from an int (YAML 0640 is already octal) or an octal string such as ``'0640'``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        mode = value
+    elif isinstance(value, str) and value.strip() and set(value.strip()) <= set("01234567"):
+        mode = int(value.strip(), 8)
+    else:
+        raise ConfigError(f"invalid mode {value!r}: give an octal string such as '0640'")
+    if not 0 <= mode <= 0o7777:
+        raise ConfigError(f"invalid mode {value!r}: out of range")
+    return mode
+
+
+def _pem_of(entry: t.Mapping[str, t.Any]) -> tuple[bytes | None, str | None]:
+    """``(content, source file)``: ``pem_content``, else ``pem_src``, else the file at ``path`` itself."""
+    if entry.get("state", "present") == "absent":
+        return None, None
+    if entry.get("pem_content"):
+        return str(entry["pem_content"]).encode("utf-8"), None
+    return None, str(entry.get("pem_src") or entry["path"])
+
+
+def requests_from_params(params: t.Mapping[str, t.Any]) -> list[Request]:
+    entries: list[t.Mapping[str, t.Any]] = params.get("certificates") or [params]
+    requests = []
+    for entry in entries:
+        if not entry.get("path"):
+            raise ConfigError("every certificate needs a path")
+        pem, pem_src = _pem_of(entry)
+        requests.append(
+            Request(
+                path=str(entry["path"]),
+                state=entry.get("state") or "present",
+                pem=pem,
+                pem_src=pem_src,
+                crt_list=entry.get("crt_list") or params.get("crt_list") or None,
+                expected_domains=entry.get("expected_domains") or params.get("expected_domains") or None,
+            )
+        )
+    return requests
+
+
+def options_from_params(params: t.Mapping[str, t.Any], check_mode: bool) -> Options:
+    sockets = params.get("socket") or [DEFAULT_SOCKET]
+    if isinstance(sockets, str):
+        sockets = [sockets]
+    bufsize = int(params.get("bufsize") or DEFAULT_BUFSIZE)
+    if bufsize < 1024:
+        raise ConfigError(f"bufsize {bufsize} is too small: HAProxy's tune.bufsize is 16384 unless raised")
+    return Options(
+        sockets=[str(s) for s in sockets],
+        write_file=bool(params.get("write_file", True)),
+        mode=parse_mode(params.get("mode", "0640")),
+        owner=params.get("owner") or None,
+        group=params.get("group") or None,
+        timeout=float(params.get("timeout") or DEFAULT_TIMEOUT),
+        wait=max(0.0, float(params.get("busy_timeout", DEFAULT_BUSY_TIMEOUT))),
+        abort_foreign=bool(params.get("abort_foreign_transaction")),
+        bufsize=bufsize,
+        verify_address=params.get("verify_address") or None,
+        check_mode=check_mode,
+    )
+
+
+def result_of(report: Report, single: bool) -> dict[str, t.Any]:
+    certificates = [result(e) for e in report.entries]
+    out: dict[str, t.Any] = {
+        "changed": report.changed,
+        "certificates": certificates,
+        "aborted_transactions": report.aborted,
+    }
+    diffs = [diff(e) for e in report.entries]
+    out["diff"] = diffs[0] if single and diffs else diffs
+    if single and certificates:
+        out.update({k: certificates[0][k] for k in TOP_LEVEL if k in certificates[0]})
+    return out
+
+
+def failure_of(report: Report) -> str | None:
+    failures = report.failures
+    if not failures:
+        return None
+    if len(report.entries) == 1:
+        return "; ".join(failures[0].errors)
+    first = failures[0]
+    return f"{len(failures)} of {len(report.entries)} certificates failed; first: {first.request.path}: {'; '.join(first.errors)}"
+
+
+def run(
+    params: t.Mapping[str, t.Any], check_mode: bool = False, api_factory: ApiFactory = RuntimeApi
+) -> tuple[dict[str, t.Any], str | None, list[str]]:
+    """(result, failure message or None, warnings). ConfigError for options wrong as a whole."""
+    requests = requests_from_params(params)
+    options = options_from_params(params, check_mode)
+    report = deploy(requests, options, api_factory)
+    return result_of(report, single=not params.get("certificates")), failure_of(report), report.warnings

@@ -1,0 +1,157 @@
+# Copyright (c) tlsops.haproxy_acme contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""What a running HAProxy holds: every certificate with its details, in few round trips.
+
+One connection in prompt mode: ``show ssl cert`` (names and the open
+transaction), then every ``show ssl cert <name>`` pipelined, then the crt-lists
+(``show ssl crt-list`` and each list's entries) to say which list serves what.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import typing as t
+from dataclasses import dataclass, field
+
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy import commands as cmd
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.module_args import DEFAULT_SOCKET
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.parse import (
+    RuntimeCert,
+    is_not_found,
+    parse_cert_detail,
+    parse_cert_list,
+    parse_crt_list,
+    parse_crt_lists,
+    raise_for_reply,
+)
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.transport import DEFAULT_TIMEOUT, RuntimeApi
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import isoformat, utcnow
+
+_LOCKED = "Operations on certificates are currently locked!"
+
+
+@dataclass
+class Inventory:
+    """Everything ``haproxy_runtime_cert_info`` reports."""
+
+    certificates: list[dict[str, t.Any]] = field(default_factory=list)
+    transaction: str | None = None
+    crt_lists: dict[str, list[str]] | None = field(default_factory=dict)  # None: not shown below level admin
+
+
+def read_inventory(
+    api: RuntimeApi,
+    names: t.Sequence[str] | None = None,
+    expiring_within_days: float | None = None,
+    now: dt.datetime | None = None,
+    retry_for: float = 5.0,
+) -> Inventory:
+    """Certificates HAProxy holds (or those named), optionally only those expiring soon."""
+    for name in names or ():
+        cmd.check_name(name, "certificate path")
+    listing = parse_cert_list(_run(api, cmd.show_certs(), retry_for))
+    targets = list(names) if names else listing.names
+    replies = api.run_many([cmd.show_cert(name) for name in targets])
+    crt_lists = _crt_lists(api, retry_for)
+    where: dict[str, list[str]] = {}
+    for crt_list, members in (crt_lists or {}).items():
+        for member in members:
+            where.setdefault(member, []).append(crt_list)
+    now = now or utcnow()
+    inventory = Inventory(transaction=listing.transaction, crt_lists=crt_lists)
+    for name, first in zip(targets, replies):
+        reply = _run(api, cmd.show_cert(name), retry_for, check=False) if _LOCKED in first else first
+        lists = where.get(name, []) if crt_lists is not None else None
+        entry = _entry(name, reply, lists, listing.transaction, now)
+        if _keep(entry, expiring_within_days):
+            inventory.certificates.append(entry)
+    return inventory
+
+
+def _crt_lists(api: RuntimeApi, retry_for: float) -> dict[str, list[str]] | None:
+    """Every crt-list with its certificates; None on a socket below level admin.
+
+    HAProxy 2.6 shows certificates from level operator, crt-lists only at admin.
+    """
+    reply = _run(api, cmd.show_crt_lists(), retry_for, check=False)
+    if reply.startswith("Permission denied"):
+        return None
+    raise_for_reply("show ssl crt-list", reply)
+    lists = parse_crt_lists(reply)
+    replies = api.run_many([cmd.show_crt_list(name) for name in lists])
+    result: dict[str, list[str]] = {}
+    for name, first in zip(lists, replies):
+        reply = _run(api, cmd.show_crt_list(name), retry_for) if _LOCKED in first else first
+        raise_for_reply("show ssl crt-list", reply, name)
+        result[name] = [entry.certificate for entry in parse_crt_list(reply)]
+    return result
+
+
+def _entry(
+    name: str, reply: str, lists: list[str] | None, transaction: str | None, now: dt.datetime
+) -> dict[str, t.Any]:
+    cert = RuntimeCert(filename=name, status="Absent") if is_not_found(reply) else parse_cert_detail(reply)
+    return describe(cert, lists, transaction == name, now)
+
+
+def describe(cert: RuntimeCert, lists: list[str] | None, in_transaction: bool, now: dt.datetime) -> dict[str, t.Any]:
+    """The JSON-friendly view of one certificate."""
+    entry: dict[str, t.Any] = {
+        "path": cert.filename,
+        "status": cert.status,
+        "serial": cert.serial or None,
+        "not_before": isoformat(cert.not_before) if cert.not_before else None,
+        "not_after": isoformat(cert.not_after) if cert.not_after else None,
+        "days_left": round((cert.not_after - now).total_seconds() / 86400.0, 1) if cert.not_after else None,
+        "domains": cert.domains,
+        "subject": cert.subject or None,
+        "issuer": cert.issuer or None,
+        "algorithm": cert.algorithm or None,
+        "sha1_fingerprint": cert.sha1_fingerprint or None,
+        "chain": cert.chain_subjects,
+        "crt_lists": lists,
+        "transaction": in_transaction,
+    }
+    return entry
+
+
+def _keep(entry: dict[str, t.Any], expiring_within_days: float | None) -> bool:
+    if expiring_within_days is None:
+        return True
+    days = entry.get("days_left")
+    return days is not None and days < expiring_within_days
+
+
+def _run(api: RuntimeApi, command: cmd.Command, retry_for: float, check: bool = True) -> str:
+    """Run a read-only command, retrying while the certificate lock is held by someone else."""
+    deadline = time.monotonic() + retry_for
+    while True:
+        reply = api.run(command)
+        if _LOCKED in reply and time.monotonic() < deadline:
+            time.sleep(0.05)
+            continue
+        if check or _LOCKED in reply:
+            raise_for_reply(command.verb, reply)
+        return reply
+
+
+# ------------------------------------------------------------- the module
+
+
+def run(
+    params: t.Mapping[str, t.Any], api_factory: t.Callable[[str, float], RuntimeApi] = RuntimeApi
+) -> dict[str, t.Any]:
+    """The module's result: never changes anything."""
+    timeout = float(params.get("timeout") or DEFAULT_TIMEOUT)
+    with api_factory(str(params.get("socket") or DEFAULT_SOCKET), timeout) as api:
+        inventory = read_inventory(
+            api, params.get("paths") or None, params.get("expiring_within_days"), retry_for=timeout
+        )
+    return {
+        "changed": False,
+        "certificates": inventory.certificates,
+        "transaction": inventory.transaction,
+        "crt_lists": inventory.crt_lists,
+    }

@@ -1,0 +1,73 @@
+# Copyright (c) tlsops.haproxy_acme contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""A real TLS handshake with SNI: which certificate does HAProxy hand out for a name?
+
+The Runtime API says what HAProxy holds; this says what a client gets. Trust is
+not checked (a private or test CA is fine): only the served serial matters.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import typing as t
+
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import (
+    ConfigError,
+    RuntimeApiVerifyError,
+)
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import same_serial, serial_hex
+
+
+def split_host_port(address: str) -> tuple[str, int]:
+    host, sep, port = address.strip().rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit():
+        raise ConfigError(f"verify_address {address!r} must be host:port", verify_address=address)
+    return host, int(port)
+
+
+def sni_for(domains: t.Sequence[str]) -> str | None:
+    """A name to ask for: the first SAN; a wildcard gets a label of our own."""
+    for domain in domains:
+        return "tlsops-verify" + domain[1:] if domain.startswith("*.") else domain
+    return None
+
+
+def served_serial(address: str, server_name: str, timeout: float = 10.0) -> str:
+    """The serial (HAProxy's hex form) of the certificate served for ``server_name``."""
+    host, port = split_host_port(address)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as raw, context.wrap_socket(
+            raw, server_hostname=server_name
+        ) as tls:
+            der = tls.getpeercert(binary_form=True)
+    except (OSError, ssl.SSLError) as exc:
+        raise RuntimeApiVerifyError(
+            f"TLS handshake with {address} for {server_name} failed: {exc}", verify_address=address, sni=server_name
+        ) from None
+    if not der:
+        raise RuntimeApiVerifyError(
+            f"{address} sent no certificate for {server_name}", verify_address=address, sni=server_name
+        )
+    # Imported here: the Runtime API modules load this file, and only this function needs it.
+    from cryptography import x509  # noqa: PLC0415
+
+    return serial_hex(x509.load_der_x509_certificate(der).serial_number)
+
+
+def check_served(address: str, domains: t.Sequence[str], serial: str, timeout: float = 10.0) -> str:
+    """RuntimeApiVerifyError unless a handshake for the certificate's first name shows ``serial``."""
+    name = sni_for(domains)
+    if name is None:
+        raise RuntimeApiVerifyError("the certificate has no DNS name to send as SNI", verify_address=address)
+    got = served_serial(address, name, timeout)
+    if not same_serial(got, serial):
+        raise RuntimeApiVerifyError(
+            f"{address} serves serial {got} for {name}, not {serial}", verify_address=address, sni=name, served=got
+        )
+    return got

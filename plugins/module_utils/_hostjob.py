@@ -1,0 +1,168 @@
+# Copyright (c) tlsops.haproxy_acme contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The host renewal job: renew what is due, then make HAProxy serve it, no reload.
+
+What the ``renewal_timer`` role schedules on a standalone host. It runs the very
+code behind ``acme_stateless_order`` and ``haproxy_runtime_cert`` with nothing but
+Python 3, cryptography and requests (no Ansible on the host), reading the JSON
+configuration the role writes::
+
+    {"version": 1, "directory": "...", "ca_path": null, "validate_certs": true,
+     "account_key_path": "...", "certificates": [{"name": ..., "domains": [...], "key_type": ...}],
+     "remaining_days": 30, "cert_dir": "...", "crt_list": "...", "socket": "...",
+     "owner": "acme", "group": "haproxy", "mode": "0640"}
+
+One log line per certificate; exit status 0 when every certificate is valid and
+served, 1 when any failed, 2 when the configuration itself is wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import typing as t
+
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import ConfigError, HaproxyAcmeError
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+_REQUIRED = ("directory", "account_key_path", "certificates", "cert_dir", "socket")
+
+
+def load_config(path: str) -> dict[str, t.Any]:
+    """The job's configuration; ConfigError naming the file and the problem."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            config = json.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}", path=path) from exc
+    except ValueError as exc:
+        raise ConfigError(f"{path} is not valid JSON: {exc}", path=path) from exc
+    if not isinstance(config, dict) or config.get("version") != 1:
+        raise ConfigError(f"{path}: expected a JSON object with \"version\": 1", path=path)
+    missing = [key for key in _REQUIRED if not config.get(key)]
+    if missing:
+        raise ConfigError(f"{path}: missing {', '.join(missing)}", path=path)
+    if not isinstance(config["certificates"], list):
+        raise ConfigError(f"{path}: certificates must be a list", path=path)
+    return config
+
+
+def order_params(config: t.Mapping[str, t.Any], force: bool) -> dict[str, t.Any]:
+    """The options of acme_stateless_order for this host."""
+    return {
+        "directory": config["directory"],
+        "ca_path": config.get("ca_path") or None,
+        "validate_certs": config.get("validate_certs", True),
+        "account_key_path": config["account_key_path"],
+        "email": config.get("email"),
+        "terms_agreed": bool(config.get("terms_agreed", False)),
+        "request_timeout": config.get("request_timeout", 10),
+        "certificates": config["certificates"],
+        "cert_dir": config["cert_dir"],
+        "remaining_days": config.get("remaining_days", 30),
+        "force": force,
+        "use_ari": config.get("use_ari", True),
+        "concurrency": config.get("concurrency", 4),
+        "owner": config.get("owner"),
+        "group": config.get("group"),
+        "mode": config.get("mode", "0640"),
+    }
+
+
+def deploy_params(config: t.Mapping[str, t.Any], names: t.Sequence[str]) -> dict[str, t.Any]:
+    """The options of haproxy_runtime_cert: serve each bundle the order left on disk.
+
+    Every certificate is checked, not only the renewed ones: a push that failed on
+    an earlier run (HAProxy was down) converges now, and an unchanged one costs a
+    single ``show ssl cert``.
+    """
+    cert_dir = str(config["cert_dir"]).rstrip("/")
+    domains = {c.get("name"): c.get("domains") for c in config["certificates"]}
+    return {
+        "socket": [config["socket"]],
+        "certificates": [
+            {
+                "path": f"{cert_dir}/{name}.pem",
+                "pem_src": f"{cert_dir}/{name}.pem",
+                "crt_list": config.get("crt_list") or None,
+                "expected_domains": domains.get(name),
+            }
+            for name in names
+        ],
+        "write_file": False,
+        "timeout": config.get("socket_timeout", 10),
+    }
+
+
+def _line(order: t.Mapping[str, t.Any], served: t.Mapping[str, t.Any] | None) -> str:
+    text = f"{order['name']}: {order['action']}"
+    if order.get("reason"):
+        text += f" ({order['reason']})"
+    if order.get("serial"):
+        text += f" serial={order['serial']} not_after={order['not_after']}"
+    if order.get("action") == "failed":
+        text += f": {order.get('msg', '')}"
+    if served is not None:
+        text += f"; haproxy: {served.get('action')}"
+        if served.get("msg"):
+            text += f": {served['msg']}"
+    return text
+
+
+def run(config: t.Mapping[str, t.Any], force: bool = False, dry_run: bool = False,
+        out: t.TextIO = sys.stdout) -> int:
+    """Renew, deploy, log; the exit status."""
+    # Imported here so that a missing cryptography/requests is reported, not a traceback.
+    from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme import order_run  # noqa: PLC0415
+    from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy import cert_run  # noqa: PLC0415
+
+    ordered, order_failure = order_run.run(order_params(config, force), check_mode=dry_run)
+    certificates = ordered["certificates"]
+    # A dry run orders nothing, so only the bundles already on disk can be checked.
+    skip = ("failed", "issued", "renewed") if dry_run else ("failed",)
+    ready = [c["name"] for c in certificates if c["action"] not in skip]
+    served_by_path: dict[str, dict[str, t.Any]] = {}
+    deploy_failure = None
+    if ready:
+        deployed, deploy_failure, warnings = cert_run.run(deploy_params(config, ready), check_mode=dry_run)
+        served_by_path = {entry["path"]: entry for entry in deployed["certificates"]}
+        for warning in warnings:
+            print(f"warning: {warning}", file=out)
+    for cert in certificates:
+        print(_line(cert, served_by_path.get(cert["path"])), file=out)
+    failed = order_failure is not None or deploy_failure is not None
+    summary = "dry run: " if dry_run else ""
+    summary += f"{len(certificates)} certificates, {sum(c['action'] in ('issued', 'renewed') for c in certificates)} renewed"
+    if failed:
+        summary += f", FAILED: {'; '.join(m for m in (order_failure, deploy_failure) if m)}"
+    print(summary, file=out)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def main(argv: t.Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="haproxy-acme-renew",
+        description="Renew due ACME certificates and hot-load them into HAProxy (tlsops.haproxy_acme).",
+    )
+    parser.add_argument("--config", default="/etc/haproxy-acme/renew.json", help="the job's JSON configuration")
+    parser.add_argument("--force", action="store_true", help="renew every certificate now")
+    parser.add_argument("--dry-run", action="store_true", help="say what would be done; no order, no push")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+        return run(config, force=args.force, dry_run=args.dry_run)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except HaproxyAcmeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except ImportError as exc:
+        print(f"error: this job needs Python's cryptography and requests packages ({exc})", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

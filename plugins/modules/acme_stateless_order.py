@@ -1,0 +1,383 @@
+#!/usr/bin/python
+# Copyright (c) tlsops.haproxy_acme contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: acme_stateless_order
+short_description: Ensure valid ACME certificates whose HTTP-01 challenges HAProxy answers statelessly
+version_added: 0.1.0
+description:
+  - Ensures that C(<cert_dir>/<name>.pem) holds a valid certificate for the domains asked, as a
+    PEM bundle in HAProxy's format (leaf, chain, private key).
+  - A certificate that is still valid is left alone (no request to the CA when O(use_ari=false)).
+    Otherwise the module orders a new one (RFC 8555 section 7.4), lets the CA validate HTTP-01
+    against HAProxy (which answers C(<token>.<thumbprint>) from its configuration, so nothing is
+    provisioned for the challenge), finalizes with a new key and writes the bundle atomically.
+  - It renews when the file is missing or unusable, its names or key type differ from what is
+    asked, fewer than O(remaining_days) days are left, the CA's renewal window (ARI, RFC 9773)
+    has opened, or O(force) is set.
+  - One certificate (O(domains), O(name)) or many (O(certificates)); many are ordered concurrently
+    over one connection pool. Every certificate gets its own entry in RV(certificates); one failure
+    does not stop the others, and the module fails at the end naming each failed certificate.
+  - The account must exist. If O(terms_agreed=true) and it does not, it is created (as
+    M(tlsops.haproxy_acme.acme_account) would), only when something must be ordered.
+author:
+  - tlsops.haproxy_acme contributors (@tlsops)
+requirements:
+  - cryptography >= 38 (on the host that runs the module)
+  - requests >= 2.28
+extends_documentation_fragment:
+  - tlsops.haproxy_acme.acme
+options:
+  domains:
+    description:
+      - The DNS names of one certificate. The first is also its common name.
+      - Names are lower-cased and one trailing dot is removed. Wildcards and IP addresses are refused
+        (HTTP-01 cannot validate them).
+      - Mutually exclusive with O(certificates).
+    type: list
+    elements: str
+  name:
+    description:
+      - The certificate's name; the file is C(<cert_dir>/<name>.pem). Defaults to the first domain.
+      - Letters, digits and C(. _ - @ + =) only; no slash, no leading dot.
+    type: str
+  certificates:
+    description:
+      - Many certificates in one call, ordered concurrently (see O(concurrency)).
+      - Mutually exclusive with O(domains) and O(name).
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: The certificate's name; defaults to its first domain.
+        type: str
+      domains:
+        description: Its DNS names.
+        type: list
+        elements: str
+        required: true
+      key_type:
+        description: Its key type; defaults to O(key_type).
+        type: str
+        choices: [ec256, ec384, rsa2048, rsa3072, rsa4096]
+  cert_dir:
+    description:
+      - Directory of the PEM bundles, typically HAProxy's C(crt) directory. It must exist.
+    type: path
+    required: true
+  key_type:
+    description:
+      - Type of the certificate keys. A certificate with another key type is renewed.
+    type: str
+    choices: [ec256, ec384, rsa2048, rsa3072, rsa4096]
+    default: ec256
+  reuse_key:
+    description:
+      - Keep the current private key on renewal (when it has the type asked) instead of generating a new one.
+    type: bool
+    default: false
+  remaining_days:
+    description:
+      - Renew when fewer days than this are left before the certificate expires.
+    type: int
+    default: 30
+  force:
+    description:
+      - Renew every certificate asked, valid or not.
+    type: bool
+    default: false
+  use_ari:
+    description:
+      - Ask the CA for its renewal window (ARI, RFC 9773) for certificates that are otherwise still valid,
+        and name the certificate being replaced in new orders.
+      - Costs one request for the directory plus one GET per valid certificate when the CA offers
+        C(renewalInfo) (Let's Encrypt does). Set to V(false) for a run that sends no request at all
+        when nothing is due.
+      - A CA without ARI, or a failed ARI look-up, means "decide as usual".
+    type: bool
+    default: true
+  preferred_chain:
+    description:
+      - Common name of the root (the issuer of the top-most certificate) of the chain to prefer among
+        those the CA offers (C(Link rel="alternate")). The default chain is used when none matches.
+    type: str
+  concurrency:
+    description:
+      - How many certificates are ordered at the same time (1 to 16).
+    type: int
+    default: 4
+  poll_timeout:
+    description:
+      - Seconds to wait for each authorization and order to become valid. Polling starts after 10 ms and
+        backs off up to 2 s between requests, or follows the CA's C(Retry-After).
+    type: float
+    default: 120
+  owner:
+    description:
+      - Owner of the certificate files (also applied to existing, unchanged files).
+    type: str
+  group:
+    description:
+      - Group of the certificate files, typically C(haproxy) (also applied to existing, unchanged files).
+    type: str
+  mode:
+    description:
+      - Mode of the certificate files, as an octal string (also applied to existing, unchanged files).
+    type: raw
+    default: '0640'
+attributes:
+  check_mode:
+    description: Can run in check mode and return the changed status it predicts, without modifying the target.
+    support: full
+    details:
+      - Check mode decides from the files alone and sends no request to the CA; a renewal that only
+        the CA's ARI window would ask for is therefore not predicted.
+  diff_mode:
+    description: Returns details on what changed (or would change, in check mode) in diff mode.
+    support: full
+    details:
+      - The diff shows serial, expiry and names per certificate, never key material.
+  idempotent:
+    description: A second run with the same options reports no change and changes nothing.
+    support: full
+    details:
+      - A second run reports V(unchanged) and places no order, unless O(force=true).
+seealso:
+  - module: tlsops.haproxy_acme.acme_account
+  - name: RFC 8555 section 8.3 (HTTP-01)
+    description: The challenge HAProxy answers statelessly.
+    link: https://www.rfc-editor.org/rfc/rfc8555#section-8.3
+  - name: RFC 9773 (ACME Renewal Information)
+    description: The renewal windows used with O(use_ari).
+    link: https://www.rfc-editor.org/rfc/rfc9773
+notes:
+  - The private key is written with the certificate in one file, mode O(mode), and never appears in results, diffs or logs.
+  - A file is replaced atomically (a dotfile in the same directory renamed over it, which HAProxy's
+    directory loader skips), and only after the new bundle was checked; on failure the old file stays.
+  - Hot-load the new files into HAProxy with M(tlsops.haproxy_acme.haproxy_runtime_cert).
+"""
+
+EXAMPLES = r"""
+- name: One certificate for two names
+  tlsops.haproxy_acme.acme_stateless_order:
+    directory: letsencrypt
+    account_key_path: /var/lib/acme/account.key
+    domains: [example.com, www.example.com]
+    cert_dir: /etc/haproxy/certs
+    owner: acme
+    group: haproxy
+  register: cert
+
+- name: Many certificates in one call, eight at a time
+  tlsops.haproxy_acme.acme_stateless_order:
+    directory: letsencrypt
+    account_key_path: /var/lib/acme/account.key
+    terms_agreed: true
+    email: ops@example.com
+    cert_dir: /etc/haproxy/certs
+    concurrency: 8
+    certificates:
+      - name: shop
+        domains: [shop.example.org, www.shop.example.org]
+      - name: blog
+        domains: [blog.example.org]
+        key_type: rsa2048
+  register: certs
+
+- name: Show what was done
+  ansible.builtin.debug:
+    msg: "{{ item.name }}: {{ item.action }} ({{ item.reason }}), expires {{ item.not_after }}"
+  loop: "{{ certs.certificates }}"
+
+- name: Renew now whatever is left
+  tlsops.haproxy_acme.acme_stateless_order:
+    directory: letsencrypt
+    account_key_content: "{{ acme_account_key }}"
+    domains: [example.com]
+    cert_dir: /etc/haproxy/certs
+    force: true
+"""
+
+RETURN = r"""
+certificates:
+  description: One entry per certificate, in the order asked.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The certificate's name.
+      type: str
+      sample: example.com
+    domains:
+      description: Its domains as asked, normalised.
+      type: list
+      elements: str
+      sample: [example.com, www.example.com]
+    path:
+      description: The PEM bundle's path.
+      type: str
+      sample: /etc/haproxy/certs/example.com.pem
+    action:
+      description: V(issued) (there was no file), V(renewed), V(unchanged) or V(failed).
+      type: str
+      sample: issued
+    reason:
+      description: Why it was ordered, kept or failed.
+      type: str
+      sample: 12.3 days left, fewer than remaining_days (30)
+    changed:
+      description: Whether the file changed (or would, in check mode).
+      type: bool
+      sample: true
+    serial:
+      description: Serial of the certificate now in the file (upper-case hex), null if none.
+      type: str
+      sample: 04A1B2C3D4E5F60718293A4B5C6D7E8F
+    not_before:
+      description: Start of validity (ISO 8601, UTC).
+      type: str
+      sample: "2025-01-01T00:00:00Z"
+    not_after:
+      description: End of validity (ISO 8601, UTC).
+      type: str
+      sample: "2025-04-01T00:00:00Z"
+    days_left:
+      description: Days until it expires.
+      type: float
+      sample: 89.9
+    issuer:
+      description: The issuer's distinguished name.
+      type: str
+      sample: CN=R11,O=Let's Encrypt,C=US
+    msg:
+      description: What went wrong, naming the certificate and the domain.
+      type: str
+      returned: when RV(certificates[].action=failed)
+      sample: "certificate 'shop' (shop.example.org): validation of shop.example.org failed: unauthorized: ..."
+ca_requests:
+  description: Number of HTTP requests sent to the ACME server (0 when nothing was due and O(use_ari=false)).
+  returned: always
+  type: int
+  sample: 0
+name:
+  description: The certificate's name (single-certificate calls only; see RV(certificates)).
+  returned: when O(domains) is used
+  type: str
+  sample: example.com
+domains:
+  description: Its domains.
+  returned: when O(domains) is used
+  type: list
+  elements: str
+  sample: [example.com]
+path:
+  description: Its file.
+  returned: when O(domains) is used
+  type: str
+  sample: /etc/haproxy/certs/example.com.pem
+action:
+  description: V(issued), V(renewed), V(unchanged) or V(failed).
+  returned: when O(domains) is used
+  type: str
+  sample: unchanged
+reason:
+  description: Why.
+  returned: when O(domains) is used
+  type: str
+  sample: valid, 60.2 days left
+serial:
+  description: Serial of the certificate in the file.
+  returned: when O(domains) is used
+  type: str
+  sample: 04A1B2C3D4E5F60718293A4B5C6D7E8F
+not_before:
+  description: Start of validity.
+  returned: when O(domains) is used
+  type: str
+  sample: "2025-01-01T00:00:00Z"
+not_after:
+  description: End of validity.
+  returned: when O(domains) is used
+  type: str
+  sample: "2025-04-01T00:00:00Z"
+days_left:
+  description: Days left.
+  returned: when O(domains) is used
+  type: float
+  sample: 60.2
+issuer:
+  description: The issuer's distinguished name.
+  returned: when O(domains) is used
+  type: str
+  sample: CN=R11,O=Let's Encrypt,C=US
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme import order_run
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.common_args import (
+    MUTUALLY_EXCLUSIVE,
+    REQUIRED_ONE_OF,
+    REQUIRED_TOGETHER,
+    acme_argument_spec,
+    missing_libraries,
+)
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import HaproxyAcmeError
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import KEY_TYPES
+
+
+def argument_spec() -> dict[str, dict[str, object]]:
+    spec = acme_argument_spec()
+    spec.update(
+        domains={"type": "list", "elements": "str"},
+        name={"type": "str"},
+        certificates={"type": "list", "elements": "dict", "options": {
+            "name": {"type": "str"},
+            "domains": {"type": "list", "elements": "str", "required": True},
+            "key_type": {"type": "str", "choices": list(KEY_TYPES)},
+        }},
+        cert_dir={"type": "path", "required": True},
+        key_type={"type": "str", "default": "ec256", "choices": list(KEY_TYPES)},
+        reuse_key={"type": "bool", "default": False},
+        remaining_days={"type": "int", "default": 30},
+        force={"type": "bool", "default": False},
+        use_ari={"type": "bool", "default": True},
+        preferred_chain={"type": "str"},
+        concurrency={"type": "int", "default": 4},
+        poll_timeout={"type": "float", "default": 120},
+        owner={"type": "str"},
+        group={"type": "str"},
+        mode={"type": "raw", "default": "0640"},
+    )
+    return spec
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=argument_spec(),
+        mutually_exclusive=[*MUTUALLY_EXCLUSIVE, ("domains", "certificates"), ("name", "certificates")],
+        required_one_of=[*REQUIRED_ONE_OF, ("domains", "certificates")],
+        required_together=REQUIRED_TOGETHER,
+        supports_check_mode=True,
+    )
+    missing = missing_libraries()
+    if missing:
+        module.fail_json(msg=missing_required_lib(" and ".join(missing)))
+    try:
+        result, failure = order_run.run(module.params, check_mode=module.check_mode)
+    except HaproxyAcmeError as exc:
+        module.fail_json(**exc.as_result())
+    if not module._diff:
+        result.pop("diff")
+    if failure:
+        module.fail_json(msg=failure, **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

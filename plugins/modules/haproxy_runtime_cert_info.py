@@ -1,0 +1,206 @@
+#!/usr/bin/python
+# Copyright (c) tlsops.haproxy_acme contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: haproxy_runtime_cert_info
+short_description: List the certificates a running HAProxy holds
+version_added: 0.1.0
+description:
+  - Reads, over HAProxy's Runtime API, every certificate a running HAProxy holds (or those
+    named in O(paths)), with its status, serial, SANs, validity, days left, issuer, algorithm,
+    SHA-1 fingerprint and chain, and the crt-lists that serve it.
+  - This is what HAProxy serves now, not what is on disk; the two differ after a failed push or
+    before a restart.
+  - Uses one connection and few round trips (C(show ssl cert), then every
+    C(show ssl cert <name>) pipelined, then C(show ssl crt-list)).
+author:
+  - tlsops.haproxy_acme contributors (@tlsops)
+options:
+  socket:
+    description:
+      - HAProxy's stats socket, a unix socket path or C(host:port).
+      - C(level operator) is enough for the certificates; HAProxy shows crt-lists only at
+        C(level admin), so below it RV(crt_lists) and RV(certificates[].crt_lists) are null.
+    type: str
+    default: /run/haproxy/admin.sock
+  paths:
+    description:
+      - Only these certificates (their names in HAProxy, that is their full paths). A name HAProxy
+        does not hold is returned with RV(certificates[].status=Absent).
+    type: list
+    elements: str
+    aliases: [names]
+  expiring_within_days:
+    description:
+      - Only certificates with fewer than this many days left (expired ones included).
+    type: float
+  timeout:
+    description:
+      - Seconds to wait for the socket to connect and for each reply.
+    type: float
+    default: 10
+attributes:
+  check_mode:
+    description: Can run in check mode and return the changed status it predicts, without modifying the target.
+    support: full
+    details:
+      - The module only reads; it runs the same in check mode.
+  diff_mode:
+    description: Returns details on what changed (or would change, in check mode) in diff mode.
+    support: none
+  idempotent:
+    description: A second run with the same options reports no change and changes nothing.
+    support: full
+seealso:
+  - module: tlsops.haproxy_acme.haproxy_runtime_cert
+  - name: HAProxy management guide, C(show ssl cert)
+    description: The fields reported here.
+    link: https://docs.haproxy.org/2.6/management.html#9.3-show%20ssl%20cert
+"""
+
+EXAMPLES = r"""
+- name: What does HAProxy serve?
+  tlsops.haproxy_acme.haproxy_runtime_cert_info:
+  register: served
+
+- name: Certificates with fewer than 30 days left
+  tlsops.haproxy_acme.haproxy_runtime_cert_info:
+    socket: /run/haproxy/admin.sock
+    expiring_within_days: 30
+  register: expiring
+
+- name: Fail when something expires soon
+  ansible.builtin.assert:
+    that: expiring.certificates | length == 0
+    fail_msg: "Expiring soon: {{ expiring.certificates | map(attribute='path') | join(', ') }}"
+
+- name: One certificate
+  tlsops.haproxy_acme.haproxy_runtime_cert_info:
+    paths: [/etc/haproxy/certs/example.com.pem]
+"""
+
+RETURN = r"""
+certificates:
+  description: One entry per certificate, in HAProxy's order (or the order of O(paths)).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    path:
+      description: The certificate's name in HAProxy (its file path).
+      type: str
+      returned: always
+      sample: /etc/haproxy/certs/example.com.pem
+    status:
+      description:
+        - HAProxy's status; V(Used) (served), V(Unused) (loaded, in no crt-list), V(Empty) (a
+          C(new ssl cert) never filled), V(Uncommitted) (HAProxy 3.x, a transaction), or
+          V(Absent) for a name in O(paths) that HAProxy does not hold.
+      type: str
+      returned: always
+      sample: Used
+    serial:
+      description: Serial of the leaf, upper-case hex.
+      type: str
+      returned: always
+      sample: 04A3F1C2D5E6B7A8091A2B3C4D5E6F708192
+    not_before:
+      description: Start of validity, ISO 8601 UTC.
+      type: str
+      returned: always
+      sample: "2025-01-01T00:00:00Z"
+    not_after:
+      description: End of validity, ISO 8601 UTC.
+      type: str
+      returned: always
+      sample: "2025-03-31T23:59:59Z"
+    days_left:
+      description: Days until RV(certificates[].not_after), one decimal; negative when expired.
+      type: float
+      returned: always
+      sample: 61.5
+    domains:
+      description: DNS subject alternative names.
+      type: list
+      elements: str
+      returned: always
+      sample: [example.com, www.example.com]
+    subject:
+      description: Subject, in HAProxy's one-line form.
+      type: str
+      returned: always
+      sample: /CN=example.com
+    issuer:
+      description: Issuer, in HAProxy's one-line form.
+      type: str
+      returned: always
+      sample: /C=US/O=Let's Encrypt/CN=R11
+    algorithm:
+      description: Key algorithm as HAProxy prints it.
+      type: str
+      returned: always
+      sample: EC256
+    sha1_fingerprint:
+      description: SHA-1 fingerprint of the leaf.
+      type: str
+      returned: always
+      sample: 417A11CAE25F607B24F638B4A8AEE51D1E211477
+    chain:
+      description: Subjects of the chain certificates.
+      type: list
+      elements: str
+      returned: always
+      sample: [/C=US/O=Let's Encrypt/CN=R11]
+    crt_lists:
+      description: The crt-lists (and C(crt) directories) that serve it; null on a socket below C(level admin).
+      type: list
+      elements: str
+      returned: always
+      sample: [/etc/haproxy/certs]
+    transaction:
+      description: Whether an uncommitted certificate transaction is open for it.
+      type: bool
+      returned: always
+      sample: false
+transaction:
+  description: The certificate an uncommitted transaction is open for, if any (HAProxy allows one).
+  returned: always
+  type: str
+  sample: null
+crt_lists:
+  description: Every crt-list and C(crt) directory, with the certificates in it; null on a socket below C(level admin).
+  returned: always
+  type: dict
+  sample: {/etc/haproxy/certs: [/etc/haproxy/certs/example.com.pem]}
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.module_args import info_argument_spec
+
+try:
+    from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import HaproxyAcmeError
+    from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy import info
+except ImportError as exc:  # cryptography missing on the managed host
+    IMPORT_ERROR: ImportError | None = exc
+else:
+    IMPORT_ERROR = None
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=info_argument_spec(), supports_check_mode=True)
+    if IMPORT_ERROR is not None:
+        module.fail_json(msg=missing_required_lib("cryptography"), exception=str(IMPORT_ERROR))
+    try:
+        result = info.run(module.params)
+    except HaproxyAcmeError as exc:
+        module.fail_json(**exc.as_result())
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""The host renewal job, run as the timer runs it: /usr/bin/python3 with the
+distribution's cryptography and requests, no Ansible, against the real lab."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.lab.lab import Lab
+
+ROOT = Path(__file__).resolve().parents[2]
+DISTRO_PYTHON = "/usr/bin/python3"
+
+
+def served_serial(port: int, name: str, cafile: str) -> str:
+    ctx = ssl.create_default_context(cafile=cafile)
+    ctx.check_hostname = False
+    import socket
+
+    from cryptography import x509
+
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock, ctx.wrap_socket(sock, server_hostname=name) as tls:
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return format(x509.load_der_x509_certificate(der).serial_number, "X")
+
+
+@pytest.fixture
+def job_env(tmp_path: Path) -> dict[str, str]:
+    """The installed layout of the renewal_timer role: module_utils under ansible_collections/."""
+    tree = tmp_path / "lib" / "ansible_collections" / "tlsops" / "haproxy_acme" / "plugins"
+    shutil.copytree(ROOT / "plugins" / "module_utils", tree / "module_utils",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    return {"PATH": os.environ["PATH"], "PYTHONPATH": str(tmp_path / "lib"), "LC_ALL": "C.UTF-8"}
+
+
+def run_job(env: dict[str, str], config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    python = DISTRO_PYTHON if Path(DISTRO_PYTHON).exists() else sys.executable
+    return subprocess.run(
+        [python, "-c", "import sys; from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._hostjob import main; sys.exit(main())",
+         "--config", str(config), *args],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+
+
+def test_host_job_issues_renews_and_hot_loads(make_lab, job_env: dict[str, str], tmp_path: Path) -> None:
+    lab: Lab = make_lab()
+    info = lab.info
+    assert info is not None
+    # The account must exist before the job runs (site creates it); terms agreed here.
+    config = {
+        "version": 1,
+        "directory": info.acme_directory,
+        "ca_path": info.acme_ca_path,
+        "account_key_path": info.lab_account_key_path,
+        "terms_agreed": True,
+        "certificates": [{"name": "job.example", "domains": ["job.example", "www.job.example"], "key_type": "ec256"}],
+        "remaining_days": 30,
+        "cert_dir": info.lab_cert_dir,
+        "crt_list": info.lab_cert_dir,
+        "socket": info.lab_socket,
+        "mode": "0640",
+    }
+    path = tmp_path / "renew.json"
+    path.write_text(json.dumps(config))
+    pid = lab.haproxy_pid()
+
+    dry = run_job(job_env, path, "--dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert "job.example: issued" in dry.stdout
+    assert not (Path(info.lab_cert_dir) / "job.example.pem").exists()
+
+    first = run_job(job_env, path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "job.example: issued" in first.stdout and "haproxy: created" in first.stdout
+    serial1 = served_serial(info.lab_https_port, "www.job.example", info.pebble_root_path)
+    assert f"serial={serial1}" in first.stdout.replace("serial=0", "serial=")
+
+    again = run_job(job_env, path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "job.example: unchanged" in again.stdout and "haproxy: unchanged" in again.stdout
+
+    forced = run_job(job_env, path, "--force")
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert "job.example: renewed" in forced.stdout and "haproxy: updated" in forced.stdout
+    serial2 = served_serial(info.lab_https_port, "job.example", info.pebble_root_path)
+    assert serial2 != serial1
+    assert lab.haproxy_pid() == pid
+    assert oct(os.stat(Path(info.lab_cert_dir) / "job.example.pem").st_mode & 0o777) == "0o640"
+
+
+def test_host_job_bad_config_exit_2(job_env: dict[str, str], tmp_path: Path) -> None:
+    path = tmp_path / "renew.json"
+    path.write_text('{"version": 1}')
+    proc = run_job(job_env, path)
+    assert proc.returncode == 2
+    assert "missing directory, account_key_path, certificates, cert_dir, socket" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -1,0 +1,102 @@
+# Copyright (c) tlsops.haproxy_acme contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+from __future__ import annotations
+
+import datetime as dt
+import typing as t
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import ConfigError, RuntimeApiConnectionError
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy import info
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.transport import RuntimeApi
+from tests.unit.plugins.module_utils._haproxy.fake_haproxy import FakeHaproxy, Store
+from tests.unit.plugins.module_utils._haproxy.testcerts import bundle, serial_of
+
+DIR = "/etc/haproxy/certs"
+
+
+@pytest.fixture
+def fake(tmp_path: Path) -> t.Iterator[FakeHaproxy]:
+    with FakeHaproxy(tmp_path) as server:
+        server.add(f"{DIR}/long.pem", bundle(["long.test", "www.long.test"], days=80))
+        server.add(f"{DIR}/short.pem", bundle(["short.test"], days=10))
+        server.add(f"{DIR}/unused.pem", bundle(["unused.test"], days=5), None)
+        server.add(f"{DIR}/empty.pem", None, None)
+        yield server
+
+
+def test_everything(fake: FakeHaproxy) -> None:
+    result = info.run({"socket": fake.socket, "timeout": 2})
+    by_path = {c["path"]: c for c in result["certificates"]}
+    assert sorted(by_path) == [f"{DIR}/{n}.pem" for n in ("empty", "long", "short", "unused")]
+    long = by_path[f"{DIR}/long.pem"]
+    assert long["status"] == "Used" and long["crt_lists"] == [DIR]
+    assert long["domains"] == ["long.test", "www.long.test"]
+    assert long["serial"] == serial_of(fake.state.stores[f"{DIR}/long.pem"].pem.encode())  # type: ignore[union-attr]
+    assert 79 <= long["days_left"] <= 80
+    assert long["chain"] == ["/C=XX/O=tlsops test/CN=Test Intermediate"]
+    assert by_path[f"{DIR}/unused.pem"]["status"] == "Unused" and by_path[f"{DIR}/unused.pem"]["crt_lists"] == []
+    assert by_path[f"{DIR}/empty.pem"]["status"] == "Empty" and by_path[f"{DIR}/empty.pem"]["serial"] is None
+    assert result["transaction"] is None and result["changed"] is False
+    assert result["crt_lists"] == {DIR: [f"{DIR}/long.pem", f"{DIR}/short.pem"]}
+    assert fake.connections == 1
+
+
+@pytest.mark.parametrize(
+    ("days", "paths"), [(30, ["short", "unused"]), (6, ["unused"]), (1, []), (365, ["long", "short", "unused"])]
+)
+def test_expiring_within_days(fake: FakeHaproxy, days: float, paths: list[str]) -> None:
+    result = info.run({"socket": fake.socket, "expiring_within_days": days})
+    assert [c["path"] for c in result["certificates"]] == [f"{DIR}/{p}.pem" for p in paths]
+
+
+def test_named_and_absent(fake: FakeHaproxy) -> None:
+    result = info.run({"socket": fake.socket, "paths": [f"{DIR}/short.pem", f"{DIR}/nope.pem"]})
+    assert [(c["path"], c["status"]) for c in result["certificates"]] == [
+        (f"{DIR}/short.pem", "Used"),
+        (f"{DIR}/nope.pem", "Absent"),
+    ]
+    assert result["certificates"][1]["serial"] is None
+
+
+def test_named_are_checked(fake: FakeHaproxy) -> None:
+    with pytest.raises(ConfigError):
+        info.run({"socket": fake.socket, "paths": [f"{DIR}/a.pem\nshow info"]})
+    assert fake.state.log == []
+
+
+def test_open_transaction_is_reported(fake: FakeHaproxy) -> None:
+    fake.state.transaction = (f"{DIR}/short.pem", Store(bundle(["short.test"]).decode()))
+    result = info.run({"socket": fake.socket})
+    assert result["transaction"] == f"{DIR}/short.pem"
+    assert [c["transaction"] for c in result["certificates"] if c["path"].endswith("short.pem")] == [True]
+
+
+def test_operator_level_socket(fake: FakeHaproxy) -> None:
+    # HAProxy 2.6 shows certificates from level operator, but crt-lists only at admin.
+    fake.state.level = "operator"
+    result = info.run({"socket": fake.socket})
+    assert len(result["certificates"]) == 4
+    assert result["crt_lists"] is None
+    assert all(c["crt_lists"] is None for c in result["certificates"])
+
+
+def test_locked_is_retried(fake: FakeHaproxy) -> None:
+    fake.state.locked = 3
+    result = info.run({"socket": fake.socket})
+    assert len(result["certificates"]) == 4
+
+
+def test_days_left_uses_now(fake: FakeHaproxy) -> None:
+    with RuntimeApi(fake.socket) as api:
+        later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=20)
+        inventory = info.read_inventory(api, expiring_within_days=0, now=later)
+    assert [c["path"] for c in inventory.certificates] == [f"{DIR}/short.pem", f"{DIR}/unused.pem"]
+
+
+def test_missing_socket(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeApiConnectionError, match="does not exist"):
+        info.run({"socket": str(tmp_path / "none.sock")})
