@@ -28,10 +28,20 @@ stage_unit_distro() {
   /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/unit/plugins/module_utils
 }
 
+# Python versions to run sanity with: every 3.11-3.13 found on PATH or under pyenv.
+# ansible-test finds an interpreter as pythonX.Y on PATH, so found ones are linked
+# into build/pythons, which is put first on PATH.
 sanity_pythons() {
-  local v
+  local v exe
+  mkdir -p "$root/build/pythons"
   for v in 3.11 3.12 3.13; do
-    if command -v "python$v" >/dev/null 2>&1 && "python$v" -c 'import venv' >/dev/null 2>&1; then echo "$v"; fi
+    exe=""
+    for cand in "/usr/bin/python$v" "/usr/local/bin/python$v" ${PYENV_ROOT:-$HOME/.pyenv}/versions/$v*/bin/python$v; do
+      if [ -x "$cand" ] && "$cand" -c 'import venv, ensurepip' >/dev/null 2>&1; then exe=$cand; break; fi
+    done
+    [ -n "$exe" ] || continue
+    ln -sfn "$exe" "$root/build/pythons/python$v"
+    echo "$v"
   done
 }
 
@@ -40,9 +50,12 @@ stage_sanity() {
   rm -rf "$dest" && mkdir -p "$dest"
   git ls-files -co --exclude-standard -z | rsync -a --from0 --files-from=- . "$dest/"
   ( cd "$dest" && git init -q && git add -A >/dev/null 2>&1 )
-  for v in $(sanity_pythons); do
+  local versions
+  versions=$(sanity_pythons)
+  [ -n "$versions" ] || { echo "no Python 3.11-3.13 found for ansible-test sanity"; return 1; }
+  for v in $versions; do
     echo "--- ansible-test sanity, Python $v"
-    ( cd "$dest" && ansible-test sanity --color no --venv --python "$v" \
+    ( cd "$dest" && PATH="$root/build/pythons:$PATH" ansible-test sanity --color no --venv --python "$v" \
         --skip-test pylint ) || rc=1
   done
   return $rc

@@ -15,8 +15,10 @@ description:
     SHA-1 fingerprint and chain, and the crt-lists that serve it.
   - This is what HAProxy serves now, not what is on disk; the two differ after a failed push or
     before a restart.
+  - Also reports the HAProxy process behind the socket (RV(process), from C(show info)); its
+    worker PID changes on every reload or restart, so comparing two reads proves that none happened.
   - Uses one connection and few round trips (C(show ssl cert), then every
-    C(show ssl cert <name>) pipelined, then C(show ssl crt-list)).
+    C(show ssl cert <name>) pipelined, then C(show ssl crt-list), then C(show info)).
 author:
   - tlsops.haproxy_acme contributors (@tlsops)
 options:
@@ -81,6 +83,14 @@ EXAMPLES = r"""
 - name: One certificate
   tlsops.haproxy_acme.haproxy_runtime_cert_info:
     paths: [/etc/haproxy/certs/example.com.pem]
+
+- name: Read again after deploying certificates
+  tlsops.haproxy_acme.haproxy_runtime_cert_info:
+  register: served_after
+
+- name: Prove that HAProxy was not reloaded in between (a reload starts a new worker)
+  ansible.builtin.assert:
+    that: served_after.process.pid == served.process.pid
 """
 
 RETURN = r"""
@@ -176,6 +186,28 @@ crt_lists:
   returned: always
   type: dict
   sample: {/etc/haproxy/certs: [/etc/haproxy/certs/example.com.pem]}
+process:
+  description:
+    - The HAProxy process that answers on the socket, from C(show info); null when the reply has no C(Pid).
+    - In master-worker mode (C(-W), C(-Ws), Debian's unit) this is the worker, which a reload replaces.
+  returned: always
+  type: dict
+  contains:
+    pid:
+      description: Its PID (as seen in its own PID namespace).
+      type: int
+      returned: always
+      sample: 4711
+    version:
+      description: HAProxy's version string.
+      type: str
+      returned: always
+      sample: 2.6.12-1+deb12u1
+    uptime_sec:
+      description: Seconds since this process started.
+      type: int
+      returned: always
+      sample: 86400
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib

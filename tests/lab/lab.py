@@ -16,7 +16,7 @@ Validation is never switched off.
 
 CLI::
 
-    python -m tests.lab.lab start --dir .lab/demo [--nonce-reject 0] ...
+    python -m tests.lab.lab start --dir .lab/demo [--nonce-reject 0] [--point a.example=10.231.0.11] ...
     python -m tests.lab.lab stop --dir .lab/demo
 """
 
@@ -451,6 +451,12 @@ def _cli_start(args: argparse.Namespace) -> int:
         haproxy=not args.no_haproxy,
     )
     info = lab.start()
+    for point in args.point:
+        host, _, address = point.partition("=")
+        if not host or not address:
+            lab.stop()
+            raise SystemExit(f"--point takes HOST=IP, got {point!r}")
+        lab.point_dns(host, address)
     # The processes outlive this command (own sessions); `stop` ends them by PID.
     print(json.dumps(info.extra_vars(), indent=2) if args.json else f"lab started in {info.dir}")
     return 0
@@ -487,6 +493,8 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument("--dns-answer", default="127.0.0.1")
     start.add_argument("--validation-port", type=int)
     start.add_argument("--no-haproxy", action="store_true")
+    start.add_argument("--point", action="append", default=[], metavar="HOST=IP",
+                       help="answer IP for HOST in challtestsrv's DNS (repeatable; others get --dns-answer)")
     start.add_argument("--clean", action="store_true", help="remove the directory first")
     start.add_argument("--json", action="store_true", help="print lab.json's variables")
     start.set_defaults(func=_cli_start)

@@ -5,7 +5,9 @@
 
 One connection in prompt mode: ``show ssl cert`` (names and the open
 transaction), then every ``show ssl cert <name>`` pipelined, then the crt-lists
-(``show ssl crt-list`` and each list's entries) to say which list serves what.
+(``show ssl crt-list`` and each list's entries) to say which list serves what,
+then ``show info`` for the process (its PID and uptime prove that no reload
+happened between two reads).
 """
 
 from __future__ import annotations
@@ -24,12 +26,15 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.parse
     parse_cert_list,
     parse_crt_list,
     parse_crt_lists,
+    parse_fields,
     raise_for_reply,
 )
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.transport import DEFAULT_TIMEOUT, RuntimeApi
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import isoformat, utcnow
 
 _LOCKED = "Operations on certificates are currently locked!"
+# management.txt section 9.3, "show info": process-wide facts, any level.
+_SHOW_INFO = cmd.Command("show info")
 
 
 @dataclass
@@ -39,6 +44,7 @@ class Inventory:
     certificates: list[dict[str, t.Any]] = field(default_factory=list)
     transaction: str | None = None
     crt_lists: dict[str, list[str]] | None = field(default_factory=dict)  # None: not shown below level admin
+    process: dict[str, t.Any] | None = None  # None: no usable "show info" reply
 
 
 def read_inventory(
@@ -67,7 +73,34 @@ def read_inventory(
         entry = _entry(name, reply, lists, listing.transaction, now)
         if _keep(entry, expiring_within_days):
             inventory.certificates.append(entry)
+    inventory.process = read_process(api)
     return inventory
+
+
+def read_process(api: RuntimeApi) -> dict[str, t.Any] | None:
+    """``{pid, version, uptime_sec}`` of the process behind the socket, from ``show info``.
+
+    With ``haproxy -W``/``-Ws`` (Debian's unit) the stats socket belongs to the
+    worker, and a reload starts a new worker: an unchanged ``pid`` between two
+    reads proves that HAProxy was neither reloaded nor restarted in between.
+    None when the reply has no ``Pid`` line (an old or foreign server).
+    """
+    fields = parse_fields(api.run(_SHOW_INFO))
+    pid = _int(fields.get("Pid"))
+    if pid is None:
+        return None
+    return {"pid": pid, "version": _text(fields.get("Version")), "uptime_sec": _int(fields.get("Uptime_sec"))}
+
+
+def _int(value: t.Any) -> int | None:
+    text = _text(value)
+    return int(text) if text is not None and text.isdigit() else None
+
+
+def _text(value: t.Any) -> str | None:
+    if isinstance(value, list):  # parse_fields lists a key seen twice; show info has none
+        value = value[0]
+    return str(value) if value else None
 
 
 def _crt_lists(api: RuntimeApi, retry_for: float) -> dict[str, list[str]] | None:
@@ -154,4 +187,5 @@ def run(
         "certificates": inventory.certificates,
         "transaction": inventory.transaction,
         "crt_lists": inventory.crt_lists,
+        "process": inventory.process,
     }

@@ -82,6 +82,8 @@ class State:
     level: str = "admin"  # "operator": crt-lists and changes are refused, as HAProxy 2.6 does
     v26_set_bug: bool = True
     bufsize: int = 16384
+    pid: int = 4711  # "show info": the worker's Pid, as a reload would change it
+    uptime_sec: int = 42
     log: list[str] = field(default_factory=list)
     hooks: dict[str, t.Callable[[State], None]] = field(default_factory=dict)  # before a verb runs (once)
     after: dict[str, t.Callable[[State], None]] = field(default_factory=dict)  # after a verb ran (once)
@@ -348,7 +350,26 @@ def _show_crt_list(state: State, args: list[str], payload: str | None) -> str:
     return "\n".join(lines)
 
 
+def _show_info(state: State, args: list[str], payload: str | None) -> str:
+    # The first lines of 2.6.12's reply (management.txt "show info"), in its order.
+    return "\n".join(
+        [
+            "Name: HAProxy",
+            "Version: 2.6.12-1+deb12u1",
+            "Release_date: 2023/03/20",
+            "Nbthread: 2",
+            "Nbproc: 1",
+            "Process_num: 1",
+            f"Pid: {state.pid}",
+            f"Uptime: 0d 0h00m{state.uptime_sec:02d}s",
+            f"Uptime_sec: {state.uptime_sec}",
+            "Memmax_MB: 0",
+        ]
+    )
+
+
 _HANDLERS: dict[str, t.Callable[[State, list[str], str | None], str]] = {
+    "show info": _show_info,
     "show ssl cert": _show_cert,
     "new ssl cert": _new_cert,
     "set ssl cert": _set_cert,

@@ -12,6 +12,7 @@ import pytest
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import ConfigError, RuntimeApiConnectionError
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy import info
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.transport import RuntimeApi
+from tests.unit.plugins.module_utils._haproxy import fake_haproxy
 from tests.unit.plugins.module_utils._haproxy.fake_haproxy import FakeHaproxy, Store
 from tests.unit.plugins.module_utils._haproxy.testcerts import bundle, serial_of
 
@@ -42,6 +43,7 @@ def test_everything(fake: FakeHaproxy) -> None:
     assert by_path[f"{DIR}/empty.pem"]["status"] == "Empty" and by_path[f"{DIR}/empty.pem"]["serial"] is None
     assert result["transaction"] is None and result["changed"] is False
     assert result["crt_lists"] == {DIR: [f"{DIR}/long.pem", f"{DIR}/short.pem"]}
+    assert result["process"] == {"pid": 4711, "version": "2.6.12-1+deb12u1", "uptime_sec": 42}
     assert fake.connections == 1
 
 
@@ -100,3 +102,26 @@ def test_days_left_uses_now(fake: FakeHaproxy) -> None:
 def test_missing_socket(tmp_path: Path) -> None:
     with pytest.raises(RuntimeApiConnectionError, match="does not exist"):
         info.run({"socket": str(tmp_path / "none.sock")})
+
+
+def test_process_changes_with_the_worker(fake: FakeHaproxy) -> None:
+    """A reload starts a new worker: its Pid is what a playbook compares before and after."""
+    before = info.run({"socket": fake.socket})["process"]
+    fake.state.pid, fake.state.uptime_sec = 4712, 0
+    after = info.run({"socket": fake.socket})["process"]
+    assert before["pid"] == 4711 and after == {"pid": 4712, "version": "2.6.12-1+deb12u1", "uptime_sec": 0}
+
+
+def test_process_is_null_without_a_pid(fake: FakeHaproxy, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that does not answer ``show info`` with a Pid costs the process, not the inventory."""
+    monkeypatch.setitem(fake_haproxy._HANDLERS, "show info", lambda state, args, payload: "Unknown command")
+    result = info.run({"socket": fake.socket})
+    assert result["process"] is None and len(result["certificates"]) == 4
+
+
+def test_read_process_parses_the_real_reply_shape() -> None:
+    class Api:
+        def run(self, command: object) -> str:
+            return "Name: HAProxy\nVersion: 3.0.11-1\nPid: 77\nUptime: 1d 0h00m00s\nUptime_sec: 86400\n"
+
+    assert info.read_process(t.cast(RuntimeApi, Api())) == {"pid": 77, "version": "3.0.11-1", "uptime_sec": 86400}
