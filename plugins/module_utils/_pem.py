@@ -332,7 +332,8 @@ def read_optional(path: str) -> bytes | None:
         raise FileError(f"cannot read {path}: {exc.strerror}", path=path) from exc
 
 
-def _ids(owner: str | None, group: str | None) -> tuple[int, int]:
+def owner_ids(owner: str | None, group: str | None) -> tuple[int, int]:
+    """(uid, gid) of the names; -1 for a name not given; ConfigError for an unknown one."""
     try:
         uid = pwd.getpwnam(owner).pw_uid if owner else -1
     except KeyError:
@@ -365,8 +366,41 @@ def file_matches(
     group: str | None = None,
 ) -> bool:
     """Whether atomic_write() would leave ``path`` alone (for check mode)."""
-    uid, gid = _ids(owner, group)
+    uid, gid = owner_ids(owner, group)
     return _already_there(path, data, mode, uid, gid)
+
+
+def parse_mode(value: t.Any) -> int:
+    """A file mode from an int (YAML 0640 is already octal) or an octal string such as ``'0640'``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        mode = value
+    elif isinstance(value, str) and value.strip().isdigit() and set(value.strip()) <= set("01234567"):
+        mode = int(value.strip(), 8)
+    else:
+        raise ConfigError(f"invalid mode {value!r}: give an octal string such as '0640'")
+    if not 0 <= mode <= 0o7777:
+        raise ConfigError(f"invalid mode {value!r}: out of range")
+    return mode
+
+
+def attributes_differ(path: str, mode: int, owner: str | None = None, group: str | None = None) -> bool:
+    """Whether ``path``'s mode, owner or group differ from those asked."""
+    uid, gid = owner_ids(owner, group)
+    st = os.stat(path)
+    return (st.st_mode & 0o7777) != mode or uid not in (-1, st.st_uid) or gid not in (-1, st.st_gid)
+
+
+def set_attributes(path: str, mode: int, owner: str | None = None, group: str | None = None) -> bool:
+    """Give ``path`` the mode, owner and group asked; False when it already had them."""
+    if not attributes_differ(path, mode, owner, group):
+        return False
+    uid, gid = owner_ids(owner, group)
+    try:
+        os.chmod(path, mode)
+        _chown_if_needed(path, uid, gid)
+    except OSError as exc:
+        raise FileError(f"cannot set mode/owner of {path}: {exc.strerror}", path=path) from exc
+    return True
 
 
 def _fsync_dir(directory: str) -> None:
@@ -393,7 +427,7 @@ def atomic_write(
 
     Returns False, touching nothing, when content, mode and ownership already match.
     """
-    uid, gid = _ids(owner, group)
+    uid, gid = owner_ids(owner, group)
     if _already_there(path, data, mode, uid, gid):
         return False
     directory = os.path.dirname(os.path.abspath(path))

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime as dt
-import grp
 import os
-import pwd
 import typing as t
 from dataclasses import dataclass, field
 
@@ -35,11 +33,13 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import (
     KEY_TYPES,
     CertInfo,
     atomic_write,
+    attributes_differ,
     bundle_pem,
     check_bundle,
     generate_private_key,
     parse_bundle,
     read_optional,
+    set_attributes,
 )
 
 if t.TYPE_CHECKING:
@@ -116,20 +116,6 @@ class _Plan:
         return self.existing is not None
 
 
-def _ids(owner: str | None, group: str | None) -> tuple[int, int]:
-    try:
-        uid = pwd.getpwnam(owner).pw_uid if owner else -1
-        gid = grp.getgrnam(group).gr_gid if group else -1
-    except KeyError:
-        raise ConfigError(f"no such user or group: {owner or ''}:{group or ''}", owner=owner, group=group) from None
-    return uid, gid
-
-
-def _attributes_differ(path: str, mode: int, uid: int, gid: int) -> bool:
-    st = os.stat(path)
-    return (st.st_mode & 0o7777) != mode or uid not in (-1, st.st_uid) or gid not in (-1, st.st_gid)
-
-
 class Issuer:
     """Ensures certificates; ``prepare_account`` loads the key and finds the account, once, on first order."""
 
@@ -169,8 +155,7 @@ class Issuer:
             self._check_cert_dir()
             result.action, result.changed = ("renewed" if plan.existed else "issued"), True
         else:
-            uid, gid = _ids(self.options.owner, self.options.group)
-            result.changed = _attributes_differ(result.path, self.options.mode, uid, gid)
+            result.changed = attributes_differ(result.path, self.options.mode, self.options.owner, self.options.group)
             if result.changed:
                 result.reason += ATTRIBUTES_DIFFER
 
@@ -267,13 +252,8 @@ class Issuer:
         if plan.result.action != "unchanged" or not plan.result.changed:
             return
         try:
-            uid, gid = _ids(self.options.owner, self.options.group)
-            os.chmod(plan.result.path, self.options.mode)
-            if uid != -1 or gid != -1:
-                os.chown(plan.result.path, uid, gid)
+            set_attributes(plan.result.path, self.options.mode, self.options.owner, self.options.group)
             plan.result.reason = plan.result.reason.replace(ATTRIBUTES_DIFFER, "; mode/owner/group fixed")
-        except OSError as exc:
-            self._fail(plan, FileError(f"cannot set mode/owner of {plan.result.path}: {exc.strerror}"))
         except HaproxyAcmeError as exc:
             self._fail(plan, exc)
 

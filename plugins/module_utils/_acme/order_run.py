@@ -19,23 +19,10 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.issuer i
     Options,
 )
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import ConfigError
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import CertInfo
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import CertInfo, parse_mode
 
 # Fields of the single certificate's entry repeated at the top level of the result.
 TOP_LEVEL = ("name", "domains", "path", "action", "reason", "serial", "not_before", "not_after", "days_left", "issuer")
-
-
-def parse_mode(value: t.Any) -> int:
-    """A file mode from an int (YAML 0640 is already octal) or an octal string such as ``'0640'``."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        mode = value
-    elif isinstance(value, str) and value.strip().isdigit() and set(value.strip()) <= set("01234567"):
-        mode = int(value.strip(), 8)
-    else:
-        raise ConfigError(f"invalid mode {value!r}: give an octal string such as '0640'")
-    if not 0 <= mode <= 0o7777:
-        raise ConfigError(f"invalid mode {value!r}: out of range")
-    return mode
 
 
 def _spec(entry: t.Mapping[str, t.Any], key_type: str) -> CertSpec:

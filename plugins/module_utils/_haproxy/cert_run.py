@@ -26,6 +26,7 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.modul
     DEFAULT_SOCKET,
 )
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.transport import DEFAULT_TIMEOUT, RuntimeApi
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import parse_mode
 
 # Fields of the single certificate's entry repeated at the top level of the result.
 TOP_LEVEL = (
@@ -43,19 +44,6 @@ TOP_LEVEL = (
     "verified",
     "sockets",
 )
-
-
-def parse_mode(value: t.Any) -> int:
-    """A file mode from an int (YAML 0640 is already octal) or an octal string such as ``'0640'``."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        mode = value
-    elif isinstance(value, str) and value.strip() and set(value.strip()) <= set("01234567"):
-        mode = int(value.strip(), 8)
-    else:
-        raise ConfigError(f"invalid mode {value!r}: give an octal string such as '0640'")
-    if not 0 <= mode <= 0o7777:
-        raise ConfigError(f"invalid mode {value!r}: out of range")
-    return mode
 
 
 def _pem_of(entry: t.Mapping[str, t.Any]) -> tuple[bytes | None, str | None]:

@@ -1,0 +1,191 @@
+# Copyright (c) tlsops.haproxy_acme contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Fleet mode end to end (issue 5): order once, answer anywhere, push everywhere.
+
+Three booted nspawn nodes (systemd, Debian's HAProxy), this machine as the controller
+(ansible-playbook, implicit localhost), pebble on the bridge with challtestsrv pointing
+every name at node 2 or node 3, never at node 1 (the host run_once tasks run for).
+Ten certificates served by all three nodes. The tests run in order, one scenario:
+
+1. ``site`` (haproxy_acme_topology: fleet): exactly 10 orders in pebble's log; every
+   node serves the same serial per name (TLS handshake with SNI from the host, and
+   haproxy_runtime_cert_info); no HAProxy PID changed during certificate deployment.
+2. Nodes have no renewal timer and no acme user.
+3. ``renew`` again: no order, changed=0, no PID changed.
+4. Node 1 stopped, ``renew`` with force: nodes 2 and 3 get 10 new certificates, node 1
+   is named (recap and summary), the report marks it unreachable.
+5. Node 1 started again (it boots with the old certificates from its disk): ``renew``
+   converges it, with no order and no PID changed.
+6. Drift: node 1 serves an older copy of one certificate and node 3 lacks another; the
+   report shows both; ``renew`` brings both to the newest copy without an order.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import typing as t
+from pathlib import Path
+
+import pytest
+
+from tests.integration.fleet_harness import CERT_DIR, FleetLab, Run, served_serials
+
+pytestmark = [
+    pytest.mark.nodes,
+    pytest.mark.skipif(os.geteuid() != 0, reason="booting nodes needs root"),
+    pytest.mark.skipif(not (shutil.which("systemd-nspawn") and shutil.which("debootstrap")),
+                       reason="needs systemd-container and debootstrap"),
+    pytest.mark.skipif(not (shutil.which("pebble") and shutil.which("pebble-challtestsrv")), reason="needs pebble"),
+]
+
+SET_NAME = "pytest-fleet"
+CERTS = 10
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[FleetLab]:
+    with FleetLab(tmp_path_factory.mktemp("fleet"), SET_NAME, nodes=3, certs=CERTS) as lab:
+        yield lab
+
+
+@pytest.fixture(scope="module")
+def memo() -> dict[str, t.Any]:
+    """What one step of the scenario leaves for the next."""
+    return {}
+
+
+def names(fleet: FleetLab) -> list[str]:
+    return [c["name"] for c in fleet.certs]
+
+
+def explain(run: Run) -> str:
+    return f"rc={run.rc} recap={run.recap} summary={run.summary}\n{run.tail()}"
+
+
+def assert_same_serial_everywhere(fleet: FleetLab, nodes: t.Sequence[str] | None = None) -> dict[str, int]:
+    """Per certificate, the one serial every (named) node serves, by TLS and by the Runtime API."""
+    wanted = [n for n in fleet.nodes if nodes is None or n.name in nodes]
+    served = fleet.served()
+    assert sorted(served) == sorted(n.name for n in wanted) or nodes is not None, served.keys()
+    serials = {}
+    for cert in fleet.certs:
+        by_tls = {n.name: {fleet.tls_serial(n, d) for d in cert["domains"]} for n in wanted}
+        by_api = served_serials({n.name: served[n.name] for n in wanted}, cert["name"])
+        values = {s for found in by_tls.values() for s in found} | set(by_api.values())
+        assert len(values) == 1 and None not in values, (cert["name"], by_tls, by_api)
+        serials[cert["name"]] = values.pop()
+    return serials
+
+
+def test_site_orders_each_certificate_once(fleet: FleetLab, memo: dict[str, t.Any]) -> None:
+    main_before = {n.name: fleet.main_pid(n) for n in fleet.nodes}
+    run = fleet.playbook("site")
+    memo["site_seconds"] = run.seconds
+    assert run.rc == 0, explain(run)
+    assert fleet.orders() == CERTS, "pebble's log must show exactly one order per certificate"
+    assert run.summary is not None and run.summary["orders"] == CERTS and run.summary["not_answering"] == []
+    assert {n: sorted(c) for n, c in run.summary["updated"].items()} == {n.name: sorted(names(fleet))
+                                                                         for n in fleet.nodes}
+    memo["serials"] = assert_same_serial_everywhere(fleet)
+    # Certificates went in over the Runtime API: the worker that served before the push
+    # serves after it (the config reload of a first set-up happens before, in the role).
+    for node, (before, after) in run.summary["worker_pids"].items():
+        assert before == after and before is not None, (node, before, after)
+    assert {n.name: fleet.main_pid(n) for n in fleet.nodes} == main_before
+    memo["old_c01"] = fleet.disk_bundle(fleet.nodes[0], names(fleet)[0])
+
+
+def test_nodes_run_no_renewal_job_and_need_no_acme_user(fleet: FleetLab) -> None:
+    from tests.lab.nodes import nodes as lab_nodes
+
+    for node in fleet.nodes:
+        units = lab_nodes.node_exec(fleet.state, node.name, ["systemctl", "list-unit-files", "haproxy-acme*"])
+        assert "0 unit files listed" in units.stdout, units.stdout
+        acme = lab_nodes.node_exec(fleet.state, node.name, ["getent", "passwd", "acme"], check=False)
+        assert acme.returncode != 0, acme.stdout
+        assert not (node.merged / "usr/local/sbin/haproxy-acme-renew").exists()
+
+
+def test_second_run_orders_nothing_and_changes_nothing(fleet: FleetLab, memo: dict[str, t.Any]) -> None:
+    pids = fleet.pids()
+    run = fleet.playbook("renew")
+    assert run.rc == 0, explain(run)
+    assert fleet.orders() == CERTS
+    assert set(run.changed().values()) == {0}, explain(run)
+    assert run.summary is not None and run.summary["orders"] == 0 and run.summary["updated"] == {}
+    assert fleet.pids() == pids
+    assert assert_same_serial_everywhere(fleet) == memo["serials"]
+
+
+def test_a_stopped_node_is_named_and_the_others_are_renewed(fleet: FleetLab, memo: dict[str, t.Any]) -> None:
+    from tests.lab.nodes import nodes as lab_nodes
+
+    first, others = fleet.nodes[0], fleet.nodes[1:]
+    lab_nodes.stop_node(fleet.state, first.name)
+    pids = {n.name: (fleet.main_pid(n), fleet.worker_pid(n)) for n in others}
+    report = fleet.workdir / "report-stopped"
+    run = fleet.playbook("renew", "-e", "haproxy_acme_force=true", "-e", "haproxy_acme_report=true",
+                         "-e", f"haproxy_acme_report_dir={report}")
+    assert run.rc == 4, explain(run)  # ansible-playbook's code for "a host was unreachable"
+    assert run.recap[first.name]["unreachable"] == 1, explain(run)
+    assert run.summary is not None and run.summary["not_answering"] == [first.name], explain(run)
+    assert run.summary["orders"] == CERTS and fleet.orders() == 2 * CERTS
+    assert sorted(run.summary["updated"]) == [n.name for n in others]
+    serials = assert_same_serial_everywhere(fleet, [n.name for n in others])
+    assert all(serials[c] != memo["serials"][c] for c in serials)
+    assert {n.name: (fleet.main_pid(n), fleet.worker_pid(n)) for n in others} == pids
+    markdown = (report / "haproxy-acme-report.md").read_text()
+    assert markdown.count(f"| {first.name} | - | - | - | unreachable |") == CERTS, markdown
+    assert "<table>" in (report / "haproxy-acme-report.html").read_text()
+    memo["serials"] = serials
+
+
+def test_a_restarted_node_converges_without_an_order(fleet: FleetLab, memo: dict[str, t.Any]) -> None:
+    from tests.lab.nodes import nodes as lab_nodes
+
+    first = fleet.nodes[0]
+    lab_nodes.start_node(fleet.state, first.name)
+    # It boots with what its disk held: the certificates of the first run.
+    assert fleet.tls_serial(first, names(fleet)[1]) != memo["serials"][names(fleet)[1]]
+    pids = fleet.pids()
+    run = fleet.playbook("renew")
+    assert run.rc == 0, explain(run)
+    assert fleet.orders() == 2 * CERTS
+    assert run.summary is not None and run.summary["orders"] == 0
+    assert {n: sorted(c) for n, c in run.summary["updated"].items()} == {first.name: sorted(names(fleet))}
+    assert assert_same_serial_everywhere(fleet) == memo["serials"]
+    assert fleet.pids() == pids
+
+
+def test_drift_is_reported_and_repaired_without_an_order(fleet: FleetLab, memo: dict[str, t.Any]) -> None:
+    first, third = fleet.nodes[0], fleet.nodes[2]
+    older, missing = names(fleet)[0], names(fleet)[1]
+    # Node 1 (the host run_once tasks run for) serves an older copy of one certificate,
+    # node 3 lacks another one entirely.
+    (first.merged / "root/old.pem").write_text(memo["old_c01"])
+    pushed = fleet.module(first.name, "tlsops.haproxy_acme.haproxy_runtime_cert",
+                          {"path": f"{CERT_DIR}/{older}.pem", "pem_src": "/root/old.pem", "group": "haproxy"})
+    assert pushed["changed"], pushed
+    removed = fleet.module(third.name, "tlsops.haproxy_acme.haproxy_runtime_cert",
+                           {"path": f"{CERT_DIR}/{missing}.pem", "state": "absent"})
+    assert removed["changed"], removed
+
+    report = fleet.workdir / "report-drift"
+    run = fleet.playbook("report", "-e", f"haproxy_acme_report_dir={report}")
+    assert run.rc == 0, explain(run)
+    markdown = (report / "haproxy-acme-report.md").read_text()
+    assert f"| {older} | {first.name} |" in markdown and "| older | yes |" in markdown, markdown
+    assert f"| {missing} | {third.name} | - | - | - | missing | yes |" in markdown, markdown
+    assert f"Certificates with drift: {older}, {missing}" in markdown, markdown
+
+    pids = fleet.pids()
+    run = fleet.playbook("renew")
+    assert run.rc == 0, explain(run)
+    assert fleet.orders() == 2 * CERTS, "drift is repaired from the fleet's newest copy, not by ordering"
+    assert run.summary is not None
+    assert run.summary["updated"] == {first.name: [older], third.name: [missing]}, explain(run)
+    assert assert_same_serial_everywhere(fleet) == memo["serials"]
+    assert fleet.pids() == pids
+    assert Path(third.merged / CERT_DIR.lstrip("/") / f"{missing}.pem").exists()
