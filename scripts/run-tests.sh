@@ -47,7 +47,10 @@ sanity_pythons() {
 
 stage_sanity() {
   local dest="$root/build/ansible-test/ansible_collections/tlsops/haproxy_acme" rc=0 v
-  rm -rf "$dest" && mkdir -p "$dest"
+  # A fresh copy of the tracked tree; tests/output (ansible-test's virtualenvs) is kept.
+  mkdir -p "$dest/tests"
+  find "$dest" -mindepth 1 -maxdepth 1 ! -name tests -exec rm -rf {} +
+  find "$dest/tests" -mindepth 1 -maxdepth 1 ! -name output -exec rm -rf {} +
   git ls-files -co --exclude-standard -z | rsync -a --from0 --files-from=- . "$dest/"
   ( cd "$dest" && git init -q && git add -A >/dev/null 2>&1 )
   local versions

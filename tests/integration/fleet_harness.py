@@ -41,8 +41,10 @@ _RECAP = re.compile(
 
 def certificates(count: int) -> list[dict[str, t.Any]]:
     """``count`` certificates; the first has a second name, to show SANs travel too."""
-    certs = [{"name": f"c{i:02d}.fleet.test", "domains": [f"c{i:02d}.fleet.test"]} for i in range(1, count + 1)]
-    certs[0]["domains"].append("www.c01.fleet.test")
+    certs: list[dict[str, t.Any]] = [
+        {"name": f"c{i:02d}.fleet.test", "domains": [f"c{i:02d}.fleet.test"]} for i in range(1, count + 1)
+    ]
+    certs[0]["domains"] = ["c01.fleet.test", "www.c01.fleet.test"]
     return certs
 
 

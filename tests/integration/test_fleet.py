@@ -31,6 +31,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.fleet_harness import CERT_DIR, FleetLab, Run, served_serials
+from tests.lab.nodes import nodes as lab_nodes
 
 pytestmark = [
     pytest.mark.nodes,
@@ -68,14 +69,14 @@ def assert_same_serial_everywhere(fleet: FleetLab, nodes: t.Sequence[str] | None
     """Per certificate, the one serial every (named) node serves, by TLS and by the Runtime API."""
     wanted = [n for n in fleet.nodes if nodes is None or n.name in nodes]
     served = fleet.served()
-    assert sorted(served) == sorted(n.name for n in wanted) or nodes is not None, served.keys()
-    serials = {}
+    assert all(n.name in served for n in wanted), served.keys()
+    serials: dict[str, int] = {}
     for cert in fleet.certs:
         by_tls = {n.name: {fleet.tls_serial(n, d) for d in cert["domains"]} for n in wanted}
         by_api = served_serials({n.name: served[n.name] for n in wanted}, cert["name"])
         values = {s for found in by_tls.values() for s in found} | set(by_api.values())
         assert len(values) == 1 and None not in values, (cert["name"], by_tls, by_api)
-        serials[cert["name"]] = values.pop()
+        serials[cert["name"]] = t.cast(int, values.pop())
     return serials
 
 
@@ -98,8 +99,6 @@ def test_site_orders_each_certificate_once(fleet: FleetLab, memo: dict[str, t.An
 
 
 def test_nodes_run_no_renewal_job_and_need_no_acme_user(fleet: FleetLab) -> None:
-    from tests.lab.nodes import nodes as lab_nodes
-
     for node in fleet.nodes:
         units = lab_nodes.node_exec(fleet.state, node.name, ["systemctl", "list-unit-files", "haproxy-acme*"])
         assert "0 unit files listed" in units.stdout, units.stdout
@@ -120,8 +119,6 @@ def test_second_run_orders_nothing_and_changes_nothing(fleet: FleetLab, memo: di
 
 
 def test_a_stopped_node_is_named_and_the_others_are_renewed(fleet: FleetLab, memo: dict[str, t.Any]) -> None:
-    from tests.lab.nodes import nodes as lab_nodes
-
     first, others = fleet.nodes[0], fleet.nodes[1:]
     lab_nodes.stop_node(fleet.state, first.name)
     pids = {n.name: (fleet.main_pid(n), fleet.worker_pid(n)) for n in others}
@@ -143,8 +140,6 @@ def test_a_stopped_node_is_named_and_the_others_are_renewed(fleet: FleetLab, mem
 
 
 def test_a_restarted_node_converges_without_an_order(fleet: FleetLab, memo: dict[str, t.Any]) -> None:
-    from tests.lab.nodes import nodes as lab_nodes
-
     first = fleet.nodes[0]
     lab_nodes.start_node(fleet.state, first.name)
     # It boots with what its disk held: the certificates of the first run.
