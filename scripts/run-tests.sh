@@ -61,6 +61,11 @@ stage_sanity() {
     ( cd "$dest" && PATH="$root/build/pythons:$PATH" ansible-test sanity --color no --venv --python "$v" \
         --skip-test pylint ) || rc=1
   done
+  # pylint on the code the collection ships (tests follow ruff's rules, which allow `_`).
+  v=${versions%%$'\n'*}
+  echo "--- ansible-test sanity --test pylint plugins/, Python $v"
+  ( cd "$dest" && PATH="$root/build/pythons:$PATH" ansible-test sanity --color no --venv --python "$v" \
+      --test pylint plugins/ ) || rc=1
   return $rc
 }
 

@@ -112,8 +112,9 @@ def _line(order: t.Mapping[str, t.Any], served: t.Mapping[str, t.Any] | None) ->
 
 
 def run(config: t.Mapping[str, t.Any], force: bool = False, dry_run: bool = False,
-        out: t.TextIO = sys.stdout) -> int:
-    """Renew, deploy, log; the exit status."""
+        out: t.TextIO | None = None) -> int:
+    """Renew, deploy, log (one line per certificate to ``out``, standard output by default); the exit status."""
+    out = out or sys.stdout
     # Imported here so that a missing cryptography/requests is reported, not a traceback.
     from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme import order_run  # noqa: PLC0415
     from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy import cert_run  # noqa: PLC0415
@@ -129,15 +130,15 @@ def run(config: t.Mapping[str, t.Any], force: bool = False, dry_run: bool = Fals
         deployed, deploy_failure, warnings = cert_run.run(deploy_params(config, ready), check_mode=dry_run)
         served_by_path = {entry["path"]: entry for entry in deployed["certificates"]}
         for warning in warnings:
-            print(f"warning: {warning}", file=out)
+            out.write(f"warning: {warning}\n")
     for cert in certificates:
-        print(_line(cert, served_by_path.get(cert["path"])), file=out)
+        out.write(_line(cert, served_by_path.get(cert["path"])) + "\n")
     failed = order_failure is not None or deploy_failure is not None
     summary = "dry run: " if dry_run else ""
     summary += f"{len(certificates)} certificates, {sum(c['action'] in ('issued', 'renewed') for c in certificates)} renewed"
     if failed:
         summary += f", FAILED: {'; '.join(m for m in (order_failure, deploy_failure) if m)}"
-    print(summary, file=out)
+    out.write(summary + "\n")
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -154,15 +155,11 @@ def main(argv: t.Sequence[str] | None = None) -> int:
         config = load_config(args.config)
         return run(config, force=args.force, dry_run=args.dry_run)
     except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
+        sys.stderr.write(f"configuration error: {exc}\n")
         return EXIT_CONFIG
     except HaproxyAcmeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        sys.stderr.write(f"error: {exc}\n")
         return EXIT_FAILED
     except ImportError as exc:
-        print(f"error: this job needs Python's cryptography and requests packages ({exc})", file=sys.stderr)
+        sys.stderr.write(f"error: this job needs Python's cryptography and requests packages ({exc})\n")
         return EXIT_FAILED
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -52,6 +52,9 @@ class AcmeClient:
             raise AcmeError("internal error: no account key loaded before a signed request")
         return self.key
 
+    def _ensure_directory(self) -> Directory:
+        return self.directory
+
     @property
     def thumbprint(self) -> str:
         return jws.thumbprint(self.account_key)
@@ -59,7 +62,7 @@ class AcmeClient:
     def post(self, url: str, payload: t.Any, accept: str | None = None, use_jwk: bool = False,
              **context: t.Any) -> Response:
         """A signed POST (RFC 8555 section 6.2); ``payload=None`` is a POST-as-GET (section 6.3)."""
-        _ = self.directory  # the nonce URL and the JWS url come from it
+        self._ensure_directory()  # the nonce URL and the JWS url come from it
         kid = None if use_jwk else self.kid
         key = self.account_key
 
