@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 import typing as t
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,6 +58,11 @@ class Run:
     seconds: float
     recap: dict[str, dict[str, int]] = field(default_factory=dict)
     summary: dict[str, t.Any] | None = None
+    tasks: list[tuple[str, float]] = field(default_factory=list)  # (task banner, seconds until the next one)
+
+    def task_seconds(self, name: str) -> float:
+        """Wall time of the task(s) whose banner holds ``name`` (the output is streamed and timed)."""
+        return sum(seconds for banner, seconds in self.tasks if name in banner)
 
     def changed(self) -> dict[str, int]:
         return {host: stats["changed"] for host, stats in self.recap.items()}
@@ -150,12 +156,23 @@ class FleetLab:
         }
         # site: the account key as a file on the controller; renew: its content, as an
         # AWX credential injects it (extra vars), so the controller needs no file at all.
+        # The content wins over a path left in the inventory: that path is never created.
         self.site_vars = self.workdir / "site-vars.json"
         self.site_vars.write_text(json.dumps({**common, "haproxy_acme_account_key_path": info.lab_account_key_path}))
         self.renew_vars = self.workdir / "renew-vars.json"
         key = Path(info.lab_account_key_path).read_text()
-        self.renew_vars.write_text(json.dumps({**common, "haproxy_acme_account_key_content": key}))
+        self.unused_key_path = self.workdir / "inventory-path-unused.key"
+        self.renew_vars.write_text(json.dumps({**common, "haproxy_acme_account_key_content": key,
+                                               "haproxy_acme_account_key_path": str(self.unused_key_path)}))
         os.chmod(self.renew_vars, 0o600)
+
+    def repoint_dns(self, host: str, address: str) -> None:
+        """Make challtestsrv answer only ``address`` for ``host`` (``/add-a`` alone adds one)."""
+        assert self.lab is not None and self.lab.info is not None
+        for path, body in (("/clear-a", {"host": host}), ("/add-a", {"host": host, "addresses": [address]})):
+            request = urllib.request.Request(self.lab.info.challtestsrv_management + path,
+                                             data=json.dumps(body).encode(), method="POST")
+            urllib.request.urlopen(request, timeout=10).read()
 
     # -------------------------------------------------------------- ansible
 
@@ -183,8 +200,19 @@ class FleetLab:
         argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(self.inventory),
                 "-e", f"@{vars_file}", *extra, str(PLAYBOOKS / f"{name}.yml")]
         started = time.monotonic()
-        proc = subprocess.run(argv, capture_output=True, text=True, env=self.env(), timeout=600, check=False)
-        return parse_run(proc.returncode, proc.stdout + proc.stderr, time.monotonic() - started)
+        lines: list[str] = []
+        banners: list[tuple[str, float]] = []
+        with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env=self.env()) as proc:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.append(line)
+                if line.startswith(("TASK [", "RUNNING HANDLER [", "PLAY RECAP")):
+                    banners.append((line.strip(), time.monotonic()))
+            rc = proc.wait(timeout=600)
+        run = parse_run(rc, "".join(lines), time.monotonic() - started)
+        run.tasks = [(b, nxt - at) for (b, at), (_, nxt) in zip(banners, banners[1:])]
+        return run
 
     def module(self, host: str, module: str, args: dict[str, t.Any]) -> dict[str, t.Any]:
         """One ad-hoc module run on one node; its JSON result."""
@@ -248,6 +276,12 @@ class FleetLab:
     def pids(self) -> dict[str, tuple[str, str]]:
         """(MainPID, worker Pid) per running node."""
         return {n.name: (self.main_pid(n), self.worker_pid(n)) for n in self.nodes}
+
+    def challenge_requests(self, node: lab_nodes.Node) -> int:
+        """HTTP-01 requests the node's HAProxy logged (option httplog, to journald)."""
+        proc = lab_nodes.node_exec(self.state, node.name, ["journalctl", "--no-pager", "-o", "cat", "-t", "haproxy"],
+                                   check=False)
+        return sum(1 for line in proc.stdout.splitlines() if "/.well-known/acme-challenge/" in line)
 
     def disk_bundle(self, node: lab_nodes.Node, cert: str) -> str:
         return (node.merged / CERT_DIR.lstrip("/") / f"{cert}.pem").read_text()

@@ -10,7 +10,10 @@ Ten certificates served by all three nodes. The tests run in order, one scenario
 
 1. ``site`` (haproxy_acme_topology: fleet): exactly 10 orders in pebble's log; every
    node serves the same serial per name (TLS handshake with SNI from the host, and
-   haproxy_runtime_cert_info); no HAProxy PID changed during certificate deployment.
+   haproxy_runtime_cert_info); no HAProxy PID changed during certificate deployment;
+   node 1's HAProxy logged no challenge request, nodes 2 and 3 did.
+   The renew runs get the account key as content (as an AWX credential injects it);
+   an inventory path given beside it is never used.
 2. Nodes have no renewal timer and no acme user.
 3. ``renew`` again: no order, changed=0, no PID changed.
 4. Node 1 stopped, ``renew`` with force: nodes 2 and 3 get 10 new certificates, node 1
@@ -19,6 +22,8 @@ Ten certificates served by all three nodes. The tests run in order, one scenario
    converges it, with no order and no PID changed.
 6. Drift: node 1 serves an older copy of one certificate and node 3 lacks another; the
    report shows both; ``renew`` brings both to the newest copy without an order.
+7. One order fails (its name resolves to no node): the other certificates still reach
+   every node, and the run fails naming the one that did not.
 """
 
 from __future__ import annotations
@@ -90,6 +95,9 @@ def test_site_orders_each_certificate_once(fleet: FleetLab, memo: dict[str, t.An
     assert {n: sorted(c) for n, c in run.summary["updated"].items()} == {n.name: sorted(names(fleet))
                                                                          for n in fleet.nodes}
     memo["serials"] = assert_same_serial_everywhere(fleet)
+    # The CA validated against nodes 2 and 3 only (DNS), never the controller's first node.
+    first, second, third = (fleet.challenge_requests(n) for n in fleet.nodes)
+    assert first == 0 and second > 0 and third > 0, (first, second, third)
     # Certificates went in over the Runtime API: the worker that served before the push
     # serves after it (the config reload of a first set-up happens before, in the role).
     for node, (before, after) in run.summary["worker_pids"].items():
@@ -100,7 +108,8 @@ def test_site_orders_each_certificate_once(fleet: FleetLab, memo: dict[str, t.An
 
 def test_nodes_run_no_renewal_job_and_need_no_acme_user(fleet: FleetLab) -> None:
     for node in fleet.nodes:
-        units = lab_nodes.node_exec(fleet.state, node.name, ["systemctl", "list-unit-files", "haproxy-acme*"])
+        units = lab_nodes.node_exec(fleet.state, node.name, ["systemctl", "list-unit-files", "haproxy-acme*"],
+                                    check=False)
         assert "0 unit files listed" in units.stdout, units.stdout
         acme = lab_nodes.node_exec(fleet.state, node.name, ["getent", "passwd", "acme"], check=False)
         assert acme.returncode != 0, acme.stdout
@@ -116,6 +125,7 @@ def test_second_run_orders_nothing_and_changes_nothing(fleet: FleetLab, memo: di
     assert run.summary is not None and run.summary["orders"] == 0 and run.summary["updated"] == {}
     assert fleet.pids() == pids
     assert assert_same_serial_everywhere(fleet) == memo["serials"]
+    assert not fleet.unused_key_path.exists(), "the credential's key content must win over an inventory path"
 
 
 def test_a_stopped_node_is_named_and_the_others_are_renewed(fleet: FleetLab, memo: dict[str, t.Any]) -> None:
@@ -174,6 +184,9 @@ def test_drift_is_reported_and_repaired_without_an_order(fleet: FleetLab, memo: 
     assert f"| {older} | {first.name} |" in markdown and "| older | yes |" in markdown, markdown
     assert f"| {missing} | {third.name} | - | - | - | missing | yes |" in markdown, markdown
     assert f"Certificates with drift: {older}, {missing}" in markdown, markdown
+    html = (report / "haproxy-acme-report.html").read_text()
+    assert 'class="s-older' in html and 'class="s-missing' in html
+    assert "<script" not in html and "src=" not in html and "<link" not in html  # self-contained
 
     pids = fleet.pids()
     run = fleet.playbook("renew")
@@ -184,3 +197,19 @@ def test_drift_is_reported_and_repaired_without_an_order(fleet: FleetLab, memo: 
     assert assert_same_serial_everywhere(fleet) == memo["serials"]
     assert fleet.pids() == pids
     assert Path(third.merged / CERT_DIR.lstrip("/") / f"{missing}.pem").exists()
+
+
+def test_a_failed_order_does_not_hold_back_the_others(fleet: FleetLab, memo: dict[str, t.Any]) -> None:
+    broken = names(fleet)[2]
+    fleet.repoint_dns(broken, f"{fleet.nodes[0].address.rsplit('.', 1)[0]}.250")  # no node there
+    before = fleet.orders()
+    run = fleet.playbook("renew", "-e", "haproxy_acme_force=true")
+    assert run.rc == 2, explain(run)
+    assert f"certificate '{broken}'" in run.output and "Not ordered (the others were pushed)" in run.output, explain(run)
+    assert run.summary is not None and run.summary["orders"] == CERTS - 1
+    actions = {c["name"]: c["action"] for c in run.summary["certificates"]}
+    assert actions.pop(broken) == "failed" and set(actions.values()) == {"renewed"}, actions
+    assert fleet.orders() == before + CERTS  # the failed one was ordered too; it failed at validation
+    serials = assert_same_serial_everywhere(fleet)
+    assert serials[broken] == memo["serials"][broken]
+    assert all(serials[c] != memo["serials"][c] for c in serials if c != broken)
