@@ -24,8 +24,8 @@ else:
     HAS_CRYPTOGRAPHY = True
 
 if t.TYPE_CHECKING:
-    SigningKey = t.Union[ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey]
-    PublicKey = t.Union[ec.EllipticCurvePublicKey, rsa.RSAPublicKey]
+    from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import PrivateKey as SigningKey
+    from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import PublicKey
 
 # curve name -> (JWK crv, JWS alg, hash name, coordinate size in bytes) per RFC 7518 sections 3.4 and 6.2.1
 _CURVES: dict[str, tuple[str, str, str, int]] = {
