@@ -116,10 +116,17 @@ def test_nodes_run_no_renewal_job_and_need_no_acme_user(fleet: FleetLab) -> None
         assert not (node.merged / "usr/local/sbin/haproxy-acme-renew").exists()
 
 
+def assert_no_key_material(run: Run) -> None:
+    """Bundles travel node -> controller -> nodes; not a byte of a key may reach the output."""
+    assert "PRIVATE KEY" not in run.output, "key material in ansible-playbook's output"
+
+
 def test_second_run_orders_nothing_and_changes_nothing(fleet: FleetLab, memo: dict[str, t.Any]) -> None:
     pids = fleet.pids()
-    run = fleet.playbook("renew")
+    # -vvv shows every module's arguments and results: the fetched bundles must stay hidden.
+    run = fleet.playbook("renew", "-vvv")
     assert run.rc == 0, explain(run)
+    assert_no_key_material(run)
     assert fleet.orders() == CERTS
     assert set(run.changed().values()) == {0}, explain(run)
     assert run.summary is not None and run.summary["orders"] == 0 and run.summary["updated"] == {}
@@ -133,9 +140,10 @@ def test_a_stopped_node_is_named_and_the_others_are_renewed(fleet: FleetLab, mem
     lab_nodes.stop_node(fleet.state, first.name)
     pids = {n.name: (fleet.main_pid(n), fleet.worker_pid(n)) for n in others}
     report = fleet.workdir / "report-stopped"
-    run = fleet.playbook("renew", "-e", "haproxy_acme_force=true", "-e", "haproxy_acme_report=true",
+    run = fleet.playbook("renew", "-vvv", "-e", "haproxy_acme_force=true", "-e", "haproxy_acme_report=true",
                          "-e", f"haproxy_acme_report_dir={report}")
     assert run.rc == 4, explain(run)  # ansible-playbook's code for "a host was unreachable"
+    assert_no_key_material(run)  # new bundles pushed as pem_content
     assert run.recap[first.name]["unreachable"] == 1, explain(run)
     assert run.summary is not None and run.summary["not_answering"] == [first.name], explain(run)
     assert run.summary["orders"] == CERTS and fleet.orders() == 2 * CERTS
