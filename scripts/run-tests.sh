@@ -14,6 +14,8 @@ stage_lint() {
   ruff check --output-format concise . || return 1
   mypy plugins/module_utils tests/lab || return 1
   antsibull-changelog lint || return 1
+  ( cd build/collections/ansible_collections/tlsops/haproxy_acme &&
+    antsibull-docs lint-collection-docs --plugin-docs --validate-collection-refs=self . ) || return 1
   ansible-lint --profile production --offline roles playbooks extensions/molecule
 }
 
