@@ -87,7 +87,25 @@ stage_molecule() {
   molecule test --all
 }
 
-all_stages=(lint unit unit_distro sanity integration nodes molecule)
+# The same node tests on the other supported Debian release (bookworm <-> trixie), so
+# a Debian 12 machine also proves HAProxy 3.0 / systemd 257 hosts, and the other way round.
+stage_other_release() {
+  local codename other mirror
+  codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+  case "$codename" in
+    bookworm) other=trixie ;;
+    trixie) other=bookworm ;;
+    *) echo "no other Debian release to test nodes with on '$codename'"; return 0 ;;
+  esac
+  mirror=$("$py" -c 'from tests.lab.nodes.nodes import host_mirror, host_codename; print(host_mirror(host_codename()))') || return 1
+  echo "--- nodes of Debian $other (this machine runs $codename), mirror $mirror"
+  export TLSOPS_NODES_CODENAME=$other TLSOPS_NODES_MIRROR=$mirror
+  "$py" tests/lab/nodes/nodes.py rootfs || return 1
+  "$py" -m pytest -q -p no:cacheprovider -m nodes tests/integration/test_fleet.py tests/integration/test_renewal_cron.py || return 1
+  molecule test --all
+}
+
+all_stages=(lint unit unit_distro sanity integration nodes molecule other_release)
 stages=("$@")
 [ ${#stages[@]} -gt 0 ] || stages=("${all_stages[@]}")
 
@@ -96,7 +114,7 @@ for s in "${stages[@]}"; do
   s=${s//-/_}
   echo "=== stage $s"
   start=$(date +%s)
-  if "stage_$s"; then res=passed; passed=$((passed+1)); else res=FAILED; failed=$((failed+1)); fi
+  if ( "stage_$s" ); then res=passed; passed=$((passed+1)); else res=FAILED; failed=$((failed+1)); fi
   report+=("$(printf '%-12s %-7s %4ss' "$s" "$res" $(( $(date +%s) - start )))")
 done
 echo "=== stages"
