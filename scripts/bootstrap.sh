@@ -46,6 +46,10 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; th
   echo "$want" > "$stamp"
 fi
 
+# Newer pebble builds for the lab (Debian trixie's 2.6, sid's 2.10), unpacked into a cache,
+# never installed: the pebble_* stages of make test run the ACME tests against them.
+scripts/fetch-pebbles.sh || echo "bootstrap: fetching pebble builds failed; the pebble_* test stages will say so"
+
 mkdir -p build/collections/ansible_collections/tlsops
 ln -sfn "$root" build/collections/ansible_collections/tlsops/haproxy_acme
 
