@@ -16,9 +16,14 @@ description:
     Otherwise the module orders a new one (RFC 8555 section 7.4), lets the CA validate HTTP-01
     against HAProxy (which answers C(<token>.<thumbprint>) from its configuration, so nothing is
     provisioned for the challenge), finalizes with a new key and writes the bundle atomically.
-  - It renews when the file is missing or unusable, its names or key type differ from what is
-    asked, fewer than O(remaining_days) days are left, the CA's renewal window (ARI, RFC 9773)
-    has opened, or O(force) is set.
+  - It renews when the file is missing or unusable, its names, key type or recorded O(profile) differ
+    from what is asked, or it is time. The CA's renewal window (ARI, RFC 9773) says when, whenever the
+    CA offers one. Otherwise the lifetime rule does: renew when less than a third of the certificate's
+    own lifetime is left (half of it for lifetimes under 10 days), so 30 days before the end of a
+    90-day certificate, 15 of a 45-day one and 3 of a 6-day one. An explicit O(remaining_days) renews
+    earlier. O(force) renews anyway. RV(certificates[].reason) always names the rule that decided.
+  - No setting renews on every run. An O(remaining_days) at or above a certificate's lifetime would,
+    so the lifetime rule decides for that certificate instead, and RV(certificates[].reason) says so.
   - One certificate (O(domains), O(name)) or many (O(certificates)); many are ordered concurrently
     over one connection pool. Every certificate gets its own entry in RV(certificates); one failure
     does not stop the others, and the module fails at the end naming each failed certificate.
@@ -64,6 +69,9 @@ options:
         description: Its key type; defaults to O(key_type).
         type: str
         choices: [ec256, ec384, rsa2048, rsa3072, rsa4096]
+      profile:
+        description: Its ACME profile; defaults to O(profile).
+        type: str
   cert_dir:
     description:
       - Directory of the PEM bundles, typically HAProxy's C(crt) directory. It must exist.
@@ -82,9 +90,28 @@ options:
     default: false
   remaining_days:
     description:
-      - Renew when fewer days than this are left before the certificate expires.
+      - Renew when fewer days than this are left before the certificate expires, even when the CA's renewal
+        window (ARI) has not opened yet.
+      - When not set, the lifetime rule decides (a third of the certificate's lifetime, half for lifetimes under
+        10 days), unless the CA's renewal window does.
+      - A value at or above a certificate's lifetime is not used for that certificate (it would renew on every
+        run): the lifetime rule decides instead, and RV(certificates[].reason) says so.
     type: int
-    default: 30
+  profile:
+    description:
+      - The ACME profile to order certificates with (the C(profile) field of a new order), for example
+        Let's Encrypt's V(classic) (90 days, 64 from 2027-02-10), V(tlsserver) (45 days) or V(shortlived)
+        (160 hours, the only one for IP addresses).
+      - It must be one the CA lists in its directory's C(meta.profiles); otherwise that certificate fails with
+        a message naming the profiles offered. Checked when something is ordered (not in check mode).
+      - When not set, no profile is sent and the CA picks its default. Note that a CA offering several
+        profiles may pick any of them for an order that names none.
+      - The profile is recorded in the bundle, as a line of text before the first PEM block, which HAProxy and
+        OpenSSL ignore. A certificate that records another profile than the one asked is renewed on the next
+        run. One that records none (ordered before, or by another tool) gets the profile at its next renewal;
+        set O(force) once to switch at once.
+      - Per certificate with O(certificates[].profile).
+    type: str
   force:
     description:
       - Renew every certificate asked, valid or not.
@@ -92,8 +119,12 @@ options:
     default: false
   use_ari:
     description:
-      - Ask the CA for its renewal window (ARI, RFC 9773) for certificates that are otherwise still valid,
-        and name the certificate being replaced in new orders.
+      - Ask the CA for its renewal window (ARI, RFC 9773) for certificates that fit what is asked, and name the
+        certificate being replaced in new orders (C(replaces)). The window decides when to renew whenever the CA
+        offers one.
+      - C(replaces) is a hint (RFC 9773 section 5). When the CA refuses an order because of it (the certificate
+        was issued to another account, or the CA cannot find it), the order is placed once more without it, and
+        RV(certificates[].reason) says so. Only a rate limit or an unavailable CA is final.
       - Costs one request for the directory plus one GET per valid certificate when the CA offers
         C(renewalInfo) (Let's Encrypt does). Set to V(false) for a run that sends no request at all
         when nothing is due.
@@ -193,6 +224,19 @@ EXAMPLES = r"""
     msg: "{{ item.name }}: {{ item.action }} ({{ item.reason }}), expires {{ item.not_after }}"
   loop: "{{ certs.certificates }}"
 
+- name: Short-lived certificates from Let's Encrypt, one of them for an IP address
+  tlsops.haproxy_acme.acme_stateless_order:
+    directory: letsencrypt
+    account_key_path: /var/lib/acme/account.key
+    cert_dir: /etc/haproxy/certs
+    profile: tlsserver
+    certificates:
+      - name: shop
+        domains: [shop.example.org]
+      - name: edge-ip
+        domains: [203.0.113.10]
+        profile: shortlived
+
 - name: Renew now whatever is left
   tlsops.haproxy_acme.acme_stateless_order:
     directory: letsencrypt
@@ -227,9 +271,13 @@ certificates:
       type: str
       sample: issued
     reason:
-      description: Why it was ordered, kept or failed.
+      description: Why it was ordered, kept or failed, naming the rule that decided.
       type: str
-      sample: 12.3 days left, fewer than remaining_days (30)
+      sample: "valid, 60.2 days left of 90.0; the lifetime rule renews below 30.0"
+    profile:
+      description: The ACME profile recorded in the file now (null when none is).
+      type: str
+      sample: tlsserver
     changed:
       description: Whether the file changed (or would, in check mode).
       type: bool
@@ -315,6 +363,11 @@ issuer:
   returned: when O(domains) is used
   type: str
   sample: CN=R11,O=Let's Encrypt,C=US
+profile:
+  description: The ACME profile recorded in the file.
+  returned: when O(domains) is used
+  type: str
+  sample: shortlived
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -340,11 +393,13 @@ def argument_spec() -> dict[str, dict[str, object]]:
             "name": {"type": "str"},
             "domains": {"type": "list", "elements": "str", "required": True},
             "key_type": {"type": "str", "choices": list(KEY_TYPES)},
+            "profile": {"type": "str"},
         }},
         cert_dir={"type": "path", "required": True},
         key_type={"type": "str", "default": "ec256", "choices": list(KEY_TYPES)},
         reuse_key={"type": "bool", "default": False},
-        remaining_days={"type": "int", "default": 30},
+        remaining_days={"type": "int"},
+        profile={"type": "str"},
         force={"type": "bool", "default": False},
         use_ari={"type": "bool", "default": True},
         preferred_chain={"type": "str"},

@@ -17,7 +17,7 @@ import os
 import typing as t
 from dataclasses import dataclass, field
 
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme import ari, order
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme import ari, order, profiles
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.client import AcmeClient
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.lazy import Lazy
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.names import check_cert_name, normalize_domains
@@ -51,11 +51,12 @@ ATTRIBUTES_DIFFER = "; mode/owner/group differ from what is asked"
 
 @dataclass
 class CertSpec:
-    """One certificate as asked: its name (file ``<name>.pem``), domains and key type."""
+    """One certificate as asked: its name (file ``<name>.pem``), domains, key type and ACME profile."""
 
     name: str
     domains: list[str]
     key_type: str = "ec256"
+    profile: str | None = None
 
 
 @dataclass
@@ -63,7 +64,7 @@ class Options:
     """What applies to every certificate of a run."""
 
     cert_dir: str
-    remaining_days: float = 30
+    remaining_days: float | None = None  # None: the lifetime rule (renewal.py)
     force: bool = False
     reuse_key: bool = False
     preferred_chain: str | None = None
@@ -89,11 +90,12 @@ class CertResult:
     msg: str | None = None
     info: CertInfo | None = None
     previous: CertInfo | None = None  # what the file held before this run (for the diff)
+    profile: str | None = None  # the profile recorded in the file now
 
     def as_dict(self, now: dt.datetime | None = None) -> dict[str, t.Any]:
         result: dict[str, t.Any] = {
             "name": self.name, "domains": self.domains, "path": self.path, "action": self.action,
-            "reason": self.reason, "changed": self.changed,
+            "reason": self.reason, "changed": self.changed, "profile": self.profile,
             "serial": None, "not_before": None, "not_after": None, "days_left": None, "issuer": None,
         }
         if self.info is not None:
@@ -137,14 +139,20 @@ class Issuer:
             check_cert_name(spec.name)
             if spec.key_type not in KEY_TYPES:
                 raise ConfigError(f"unknown key_type {spec.key_type!r}; choose one of {', '.join(KEY_TYPES)}")
+            spec.profile = profiles.check_name(spec.profile, spec.name)
             self._check_cert_dir(writable=False)
             plan.existing = read_optional(path)
-            plan.decision = decide(plan.existing, spec.domains, spec.key_type, self.options.remaining_days,
-                                   force=self.options.force, now=now)
+            plan.result.profile = profiles.recorded(plan.existing)
+            plan.decision = self._decide(plan, now)
             self._predict(plan)
         except HaproxyAcmeError as exc:
             self._fail(plan, exc)
         return plan
+
+    def _decide(self, plan: _Plan, now: dt.datetime, window: ari.RenewalWindow | None = None) -> Decision:
+        spec = plan.spec
+        return decide(plan.existing, spec.domains, spec.key_type, self.options.remaining_days,
+                      profile=spec.profile, force=self.options.force, ari_window=window, now=now)
 
     def _predict(self, plan: _Plan) -> None:
         decision, result = t.cast(Decision, plan.decision), plan.result
@@ -155,6 +163,7 @@ class Issuer:
             self._check_cert_dir()
             result.action, result.changed = ("renewed" if plan.existed else "issued"), True
         else:
+            result.action = "unchanged"
             result.changed = attributes_differ(result.path, self.options.mode, self.options.owner, self.options.group)
             if result.changed:
                 result.reason += ATTRIBUTES_DIFFER
@@ -204,37 +213,49 @@ class Issuer:
         return ari.cert_id(bundle.leaf)
 
     def _order(self, plan: _Plan) -> None:
-        self._account.get()
         spec, result = plan.spec, plan.result
+        if spec.profile:
+            profiles.check_offered(spec.profile, self.client.directory.meta, self.client.directory_url)
+        self._account.get()
         key = self._key_for(plan)
-        chain = order.issue(self.client, self.poller, spec.domains, key, replaces=self._replaces(plan),
-                            preferred_chain=self.options.preferred_chain, certificate=spec.name)
-        data = bundle_pem(chain, key)
+        issued = order.issue(self.client, self.poller, spec.domains, key, replaces=self._replaces(plan),
+                             profile=spec.profile, preferred_chain=self.options.preferred_chain,
+                             certificate=spec.name)
+        data = profiles.record(bundle_pem(issued.chain, key), spec.profile)
         bundle = parse_bundle(data)
         check_bundle(bundle, spec.domains)  # never write what HAProxy must not load
         atomic_write(result.path, data, self.options.mode, self.options.owner, self.options.group)
-        result.info, result.changed = bundle.info(), True
+        result.info, result.changed, result.profile = bundle.info(), True, spec.profile
         result.action = "renewed" if plan.existed else "issued"
+        if issued.note:
+            result.reason = f"{result.reason}; {issued.note}"
 
     def _work(self, plan: _Plan) -> None:
-        """Runs in a pool thread: ARI check for a valid certificate, then the order if needed."""
+        """Runs in a pool thread: the CA's window where it may decide, then the order if needed."""
         try:
-            decision = t.cast(Decision, plan.decision)
-            if not decision.needs_renewal:
+            if self._asks_ari(plan):
                 window = self._ari_window(plan)
-                if window is None or not self._ari_due(plan, window):
-                    return
-            self._order(plan)
+                if window is not None:
+                    self._redecide(plan, window)
+            if t.cast(Decision, plan.decision).needs_renewal:
+                self._order(plan)
         except Exception as exc:  # one certificate's failure must not stop the batch
             self._fail(plan, exc)
 
-    def _ari_due(self, plan: _Plan, window: ari.RenewalWindow) -> bool:
-        """Decide again with the CA's window (RFC 9773 section 4.2)."""
-        spec = plan.spec
-        plan.decision = decide(plan.existing, spec.domains, spec.key_type, self.options.remaining_days,
-                               force=self.options.force, ari_window=window, now=self.clock_now())
+    def _asks_ari(self, plan: _Plan) -> bool:
+        """ARI decides the timing of a certificate that fits what is asked (RFC 9773 section 4.2)."""
+        decision = plan.decision
+        return bool(self.options.use_ari and not self.options.force and decision is not None
+                    and decision.bundle is not None and decision.by_timing)
+
+    def _redecide(self, plan: _Plan, window: ari.RenewalWindow) -> None:
+        """Decide again with the CA's window; the result follows when ARI holds a renewal back."""
+        was_due = t.cast(Decision, plan.decision).needs_renewal
+        plan.decision = self._decide(plan, self.clock_now(), window)
         plan.result.reason = plan.decision.reason
-        return plan.decision.needs_renewal
+        if was_due and not plan.decision.needs_renewal:
+            self._predict(plan)
+            self._fix_attributes(plan)
 
     def clock_now(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self.clock.now(), dt.timezone.utc)
@@ -244,9 +265,7 @@ class Issuer:
     def _needs_work(self, plan: _Plan) -> bool:
         if plan.result.action == "failed" or plan.decision is None:
             return False
-        if plan.decision.needs_renewal:
-            return True
-        return self.options.use_ari and plan.decision.bundle is not None
+        return plan.decision.needs_renewal or self._asks_ari(plan)
 
     def _fix_attributes(self, plan: _Plan) -> None:
         if plan.result.action != "unchanged" or not plan.result.changed:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import typing as t
+from dataclasses import dataclass
 
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme import chain as chains
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.client import PEM_CHAIN, AcmeClient
@@ -49,11 +50,18 @@ class OrderFlow:
 
     # ------------------------------------------------------------ order
 
-    def new_order(self, domains: t.Sequence[str], replaces: str | None = None) -> dict[str, t.Any]:
-        """Place the order (section 7.4); ``replaces`` names the certificate it renews (RFC 9773 section 5)."""
+    def new_order(
+        self, domains: t.Sequence[str], replaces: str | None = None, profile: str | None = None
+    ) -> dict[str, t.Any]:
+        """Place the order (section 7.4); ``replaces`` names the certificate it renews (RFC 9773 section 5).
+
+        ``profile`` is sent only when asked: a CA then picks its default (docs/lifetimes.md).
+        """
         payload: dict[str, t.Any] = {"identifiers": [{"type": "dns", "value": d} for d in domains]}
         if replaces:
             payload["replaces"] = replaces
+        if profile:
+            payload["profile"] = profile
         response = self.client.post(self.client.directory["newOrder"], payload, **self.context)
         if not response.location:
             raise AcmeError("the ACME server did not return the order URL (Location header)", **self.context)
@@ -147,6 +155,40 @@ class OrderFlow:
         return response.content  # as certbot does: the default chain when none matches
 
 
+def _transient(exc: AcmeProblem) -> bool:
+    """A refusal that ordering again without ``replaces`` would meet too."""
+    return exc.short_type == "rateLimited" or exc.status in (429, 503)
+
+
+def place_order(
+    flow: OrderFlow, domains: t.Sequence[str], replaces: str | None, profile: str | None
+) -> str | None:
+    """newOrder; when the CA refuses ``replaces``, once more without it. What was dropped, or None.
+
+    RFC 9773 section 5 makes ``replaces`` a hint. A CA refuses it for a certificate of
+    another account ("unauthorized"), one it cannot find ("serverInternal" from pebble
+    when the serial's top bit is set), or one already replaced: none of that may cost
+    the renewal, so only a transient refusal (rate limit, unavailable) is final.
+    """
+    try:
+        flow.new_order(domains, replaces, profile)
+    except AcmeProblem as exc:
+        if not replaces or _transient(exc):
+            raise
+        flow.new_order(domains, None, profile)
+        refusal = describe({"type": exc.problem_type, "detail": exc.detail})
+        return f"ordered without replaces, which the CA refused ({refusal})"
+    return None
+
+
+@dataclass
+class Issued:
+    """The PEM chain (leaf first) and, when ``replaces`` had to be dropped, why."""
+
+    chain: bytes
+    note: str | None = None
+
+
 def issue(
     client: AcmeClient,
     poller: Poller,
@@ -154,17 +196,12 @@ def issue(
     key: SigningKey,
     *,
     replaces: str | None = None,
+    profile: str | None = None,
     preferred_chain: str | None = None,
     **context: t.Any,
-) -> bytes:
-    """Order, validate, finalize and download one certificate; the PEM chain (leaf first)."""
+) -> Issued:
+    """Order, validate, finalize and download one certificate."""
     flow = OrderFlow(client, poller, **context)
-    try:
-        flow.new_order(domains, replaces)
-    except AcmeProblem as exc:
-        if not replaces or exc.short_type not in ("alreadyReplaced", "malformed", "conflict"):
-            raise
-        # RFC 9773 section 5: the CA may refuse ``replaces`` (e.g. already replaced); order plainly.
-        flow.new_order(domains)
+    note = place_order(flow, domains, replaces, profile)
     flow.authorize()
-    return flow.download(flow.finalize(key, domains), preferred_chain)
+    return Issued(flow.download(flow.finalize(key, domains), preferred_chain), note)

@@ -22,27 +22,30 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import CertInfo, parse_mode
 
 # Fields of the single certificate's entry repeated at the top level of the result.
-TOP_LEVEL = ("name", "domains", "path", "action", "reason", "serial", "not_before", "not_after", "days_left", "issuer")
+TOP_LEVEL = ("name", "domains", "path", "action", "reason", "serial", "not_before", "not_after", "days_left", "issuer",
+             "profile")
 
 
-def _spec(entry: t.Mapping[str, t.Any], key_type: str) -> CertSpec:
+def _spec(entry: t.Mapping[str, t.Any], key_type: str, profile: str | None) -> CertSpec:
     domains = entry.get("domains") or []
     if isinstance(domains, str):
         domains = [domains]
     name = entry.get("name") or (str(domains[0]).lower().rstrip(".") if domains else "")
-    return CertSpec(name=str(name), domains=list(domains), key_type=entry.get("key_type") or key_type)
+    return CertSpec(name=str(name), domains=list(domains), key_type=entry.get("key_type") or key_type,
+                    profile=entry.get("profile") or profile)
 
 
 def specs_from_params(params: t.Mapping[str, t.Any]) -> list[CertSpec]:
     key_type = params.get("key_type") or "ec256"
+    profile = params.get("profile") or None
     if params.get("certificates"):
-        specs = [_spec(entry, key_type) for entry in params["certificates"]]
+        specs = [_spec(entry, key_type, profile) for entry in params["certificates"]]
         names = [s.name for s in specs]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ConfigError(f"certificate names must be unique; repeated: {', '.join(duplicates)}")
         return specs
-    return [_spec(params, key_type)]
+    return [_spec(params, key_type, profile)]
 
 
 def options_from_params(params: t.Mapping[str, t.Any], check_mode: bool) -> Options:
@@ -51,8 +54,8 @@ def options_from_params(params: t.Mapping[str, t.Any], check_mode: bool) -> Opti
         raise ConfigError(f"concurrency must be between 1 and {MAX_CONCURRENCY}")
     poll_timeout = float(params.get("poll_timeout") or 120)
     remaining = params.get("remaining_days")
-    remaining_days = float(30 if remaining is None else remaining)
-    if poll_timeout <= 0 or remaining_days < 0:
+    remaining_days = None if remaining is None else float(remaining)
+    if poll_timeout <= 0 or (remaining_days is not None and remaining_days < 0):
         raise ConfigError("poll_timeout must be positive and remaining_days not negative")
     if not params.get("cert_dir"):
         raise ConfigError("cert_dir is required")

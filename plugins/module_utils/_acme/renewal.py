@@ -1,7 +1,23 @@
 # Copyright (c) tlsops.haproxy_acme contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The renewal rule of DESIGN.md, as a pure function of the file and what is asked."""
+"""The renewal rule, as a pure function of the file and what is asked (docs/lifetimes.md).
+
+In order, the first that applies decides:
+
+1. no file, an unusable bundle, other names, another key type, or a profile other
+   than the one recorded in the bundle: renew;
+2. the CA's renewal window (ARI, RFC 9773 section 4.2), when the CA offers one: renew
+   once the chosen point of the window has passed, else keep - unless an explicit
+   ``remaining_days`` (3) asks for an earlier renewal;
+3. an explicit ``remaining_days`` below the certificate's lifetime: renew when fewer
+   days are left;
+4. the lifetime rule: renew when less than a third of the certificate's own lifetime
+   is left (half of it for lifetimes under 10 days).
+
+A ``remaining_days`` at or above the lifetime would renew on every run, so the
+lifetime rule decides instead and the reason says so. ``force`` renews anyway.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +25,20 @@ import datetime as dt
 import typing as t
 from dataclasses import dataclass
 
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme import profiles
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.ari import RenewalWindow, cert_id
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import PemError
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import (
     Bundle,
+    CertInfo,
     check_bundle,
     isoformat,
     parse_bundle,
 )
+
+#: Below this lifetime, renew at half of it rather than at a third (6-day certificates).
+SHORT_LIFETIME_DAYS = 10.0
+DAY_SECONDS = 86400.0
 
 
 @dataclass
@@ -26,10 +48,20 @@ class Decision:
     needs_renewal: bool
     reason: str
     bundle: Bundle | None = None
+    by_timing: bool = False  # decided by time left or ARI: the bundle fits what is asked
 
     def __iter__(self) -> t.Iterator[t.Any]:
         # So callers may unpack ``needs, reason = decide(...)``.
         return iter((self.needs_renewal, self.reason))
+
+
+def lifetime_days(info: CertInfo) -> float:
+    return (info.not_after - info.not_before).total_seconds() / DAY_SECONDS
+
+
+def lifetime_threshold(lifetime: float) -> float:
+    """Days left below which the lifetime rule renews: a third, or half under 10 days."""
+    return lifetime / 2 if lifetime < SHORT_LIFETIME_DAYS else lifetime / 3
 
 
 def _usable_bundle(existing: bytes) -> tuple[Bundle | None, str]:
@@ -54,46 +86,89 @@ def _mismatch(bundle: Bundle, domains: t.Sequence[str], key_type: str | None, no
     return None
 
 
-def _too_old(bundle: Bundle, remaining_days: float, now: dt.datetime) -> str | None:
-    days = bundle.info().days_left(now)
-    if days < remaining_days:
-        return f"{days:.1f} days left, fewer than remaining_days ({remaining_days:g})"
+def _profile_changed(existing: bytes, profile: str | None) -> str | None:
+    """A profile is asked and the bundle records another one (none recorded: next renewal)."""
+    had = profiles.recorded(existing)
+    if profile and had and had != profile:
+        return f"the profile differs (the certificate was ordered with {had!r}, {profile!r} is asked)"
     return None
 
 
-def _ari_says(bundle: Bundle, window: RenewalWindow | None, now: dt.datetime) -> str | None:
-    """RFC 9773 section 4.2: renew once the chosen point of the suggested window has passed."""
-    cid = cert_id(bundle.leaf)
-    if window is None or cid is None or not window.due(cid, now):
+def _window_for(bundle: Bundle, window: RenewalWindow | None) -> RenewalWindow | None:
+    """The CA's window when it applies: RFC 9773 section 4.1 needs an AKI, and a window
+    that opens only after the certificate expired cannot be followed (section 4.2)."""
+    if window is None or cert_id(bundle.leaf) is None or window.start >= bundle.info().not_after:
         return None
-    reason = f"the CA's renewal window (ARI) opened at {isoformat(window.start)}"
-    return reason + (f", see {window.explanation_url}" if window.explanation_url else "")
+    return window
+
+
+def _ari_rule(bundle: Bundle, window: RenewalWindow, now: dt.datetime) -> tuple[bool, str]:
+    cid = t.cast(str, cert_id(bundle.leaf))
+    if window.due(cid, now):
+        reason = f"the CA's renewal window (ARI) opened at {isoformat(window.start)}"
+        return True, reason + (f", see {window.explanation_url}" if window.explanation_url else "")
+    return False, f"the CA's renewal window (ARI) says renew after {isoformat(window.renewal_time(cid))}"
+
+
+def _left(info: CertInfo, now: dt.datetime) -> str:
+    return f"{info.days_left(now):.1f} days left of {lifetime_days(info):.1f}"
+
+
+def _explicit_rule(info: CertInfo, remaining_days: float | None, now: dt.datetime) -> tuple[bool, str] | None:
+    """``remaining_days`` when set and below the lifetime (else it would renew on every run)."""
+    if remaining_days is None or remaining_days >= lifetime_days(info):
+        return None
+    if info.days_left(now) < remaining_days:
+        return True, f"{_left(info, now)}, fewer than remaining_days ({remaining_days:g})"
+    return False, f"{_left(info, now)}; remaining_days ({remaining_days:g}) decides"
+
+
+def _lifetime_rule(info: CertInfo, remaining_days: float | None, now: dt.datetime) -> tuple[bool, str]:
+    lifetime = lifetime_days(info)
+    threshold = lifetime_threshold(lifetime)
+    note = "" if remaining_days is None else (
+        f"; remaining_days ({remaining_days:g}) is not below the certificate's lifetime, "
+        "so the lifetime rule decides")
+    if info.days_left(now) < threshold:
+        part = "half" if lifetime < SHORT_LIFETIME_DAYS else "a third"
+        return True, f"{_left(info, now)}, less than {part} of its lifetime ({threshold:.1f} days){note}"
+    return False, f"{_left(info, now)}; the lifetime rule renews below {threshold:.1f}{note}"
+
+
+def _timing(bundle: Bundle, remaining_days: float | None, window: RenewalWindow | None,
+            now: dt.datetime) -> tuple[bool, str]:
+    """Rules 2-4 of the module docstring for a bundle that fits what is asked."""
+    info = bundle.info()
+    explicit = _explicit_rule(info, remaining_days, now)
+    window = _window_for(bundle, window)
+    if window is not None:
+        due, reason = _ari_rule(bundle, window, now)
+        return explicit if not due and explicit is not None and explicit[0] else (due, reason)
+    return explicit or _lifetime_rule(info, remaining_days, now)
 
 
 def decide(
     existing: bytes | None,
     domains: t.Sequence[str],
     key_type: str | None,
-    remaining_days: float,
+    remaining_days: float | None = None,
     *,
+    profile: str | None = None,
     force: bool = False,
     ari_window: RenewalWindow | None = None,
     now: dt.datetime | None = None,
 ) -> Decision:
-    """Renew when missing, unusable, different names or key type, too few days left, ARI says so, or forced."""
+    """Whether to order for ``existing`` (the file's bytes or None), and which rule decided."""
     now = now or dt.datetime.now(dt.timezone.utc)
     if existing is None:
         return Decision(True, "no certificate yet")
     bundle, problem = _usable_bundle(existing)
     if bundle is None:
         return Decision(True, problem)
-    reason = (
-        _mismatch(bundle, domains, key_type, now)
-        or _too_old(bundle, remaining_days, now)
-        or _ari_says(bundle, ari_window, now)
-    )
+    reason = _mismatch(bundle, domains, key_type, now) or _profile_changed(existing, profile)
     if reason:
         return Decision(True, reason, bundle)
-    if force:
+    due, reason = _timing(bundle, remaining_days, ari_window, now)
+    if not due and force:
         return Decision(True, "force is set", bundle)
-    return Decision(False, f"valid, {bundle.info().days_left(now):.1f} days left", bundle)
+    return Decision(due, reason if due else f"valid, {reason}", bundle, by_timing=True)

@@ -93,6 +93,7 @@ class Order:
     cert_url: str | None = None
     polls_left: int = 1
     replaces: str | None = None
+    profile: str | None = None
 
 
 @dataclass
@@ -110,6 +111,9 @@ class FakeAcme:
     validity_days: int = 90
     ari_window: tuple[dt.datetime, dt.datetime] | None = None
     reject_replaces: bool = False
+    # what a refused ``replaces`` gets: (HTTP status, problem type, detail)
+    replaces_problem: tuple[int, str, str] = (409, "alreadyReplaced", "already replaced")
+    profiles: dict[str, str] = field(default_factory=dict)  # meta.profiles: name -> description
     requests: list[tuple[str, str]] = field(default_factory=list)
     orders: list[Order] = field(default_factory=list)
     accounts: dict[str, dict[str, t.Any]] = field(default_factory=dict)  # thumbprint -> account
@@ -171,6 +175,8 @@ class FakeAcme:
             data["meta"]["externalAccountRequired"] = True
         if self.renewal_info:
             data["renewalInfo"] = f"{BASE}/renewal-info"
+        if self.profiles:
+            data["meta"]["profiles"] = dict(self.profiles)
         return data
 
     def count(self, path_part: str, method: str | None = None) -> int:
@@ -314,14 +320,17 @@ class FakeAcme:
                     for d in rejected]
             return self._problem(url, 400, "rejectedIdentifier", "Error creating new order", subproblems=subs)
         if payload.get("replaces") and self.reject_replaces:
-            return self._problem(url, 409, "alreadyReplaced", "already replaced")
+            return self._problem(url, *self.replaces_problem)
+        if payload.get("profile") and payload["profile"] not in self.profiles:
+            return self._problem(url, 400, "invalidProfile", f"profile {payload['profile']!r} is not known")
         order_id = self._id()
         authzs = []
         for domain in domains:
             authz = Authz(url=f"{BASE}/authz/{self._id()}", domain=domain)
             self._authz[authz.url] = authz
             authzs.append(authz.url)
-        order = Order(f"{BASE}/order/{order_id}", kid, domains, authzs, replaces=payload.get("replaces"))
+        order = Order(f"{BASE}/order/{order_id}", kid, domains, authzs, replaces=payload.get("replaces"),
+                      profile=payload.get("profile"))
         self._orders[order.url] = order
         self.orders.append(order)
         return self._reply(url, 201, self._order_body(order), {"Location": order.url})

@@ -109,6 +109,67 @@ def test_ari_replaces_refused_falls_back_to_a_plain_order(env: Env) -> None:
     assert env.fake.orders[-1].replaces is None
 
 
+@pytest.mark.parametrize(("status", "kind", "detail"), [
+    (403, "unauthorized", "requester account did not request the certificate being replaced by this order"),
+    (500, "serverInternal", "could not find an order for the given certificate"),
+    (400, "malformed", "replaces is not a certificate of this CA"),
+    (409, "conflict", "already replaced"),
+])
+def test_a_refused_replaces_never_blocks_the_renewal(env: Env, status: int, kind: str, detail: str) -> None:
+    env.run([spec("a")])
+    env.fake.renewal_info, env.fake.reject_replaces = True, True
+    env.fake.replaces_problem = (status, kind, detail)
+    result = env.run([spec("a")], use_ari=True, force=True)["a"]
+    assert result.action == "renewed", result.msg
+    assert [o.replaces is None for o in env.fake.orders] == [True, True]
+    assert f"ordered without replaces, which the CA refused ({kind}: {detail})" in result.reason
+
+
+def test_a_rate_limited_replaces_is_final(env: Env) -> None:
+    env.run([spec("a")])
+    env.fake.renewal_info, env.fake.reject_replaces = True, True
+    env.fake.replaces_problem = (429, "rateLimited", "too many new orders")
+    result = env.run([spec("a")], use_ari=True, force=True, poll_timeout=0.5)["a"]
+    assert result.action == "failed" and "rateLimited" in str(result.msg)
+    assert len(env.fake.orders) == 1
+
+
+def test_profile_is_sent_checked_and_recorded(env: Env) -> None:
+    env.fake.profiles = {"classic": "90 days", "shortlived": "6 days"}
+    results = env.run([CertSpec("a", ["a.example"], profile="shortlived"), spec("b")])
+    assert sorted((o.domains[0], o.profile or "") for o in env.fake.orders) == [("a.example", "shortlived"),
+                                                                               ("b.example", "")]
+    assert env.pem("a").startswith(b"# acme-profile: shortlived\n-----BEGIN CERTIFICATE-----")
+    assert not env.pem("b").startswith(b"#")
+    assert (results["a"].profile, results["b"].profile) == ("shortlived", None)
+    check_bundle(parse_bundle(env.pem("a")), ["a.example"])
+    # The same profile again: nothing to do. Another one: renewed, with the reason.
+    assert env.run([CertSpec("a", ["a.example"], profile="shortlived")])["a"].action == "unchanged"
+    again = env.run([CertSpec("a", ["a.example"], profile="classic")])["a"]
+    assert (again.action, again.profile) == ("renewed", "classic")
+    assert "the profile differs (the certificate was ordered with 'shortlived', 'classic' is asked)" in again.reason
+
+
+@pytest.mark.parametrize(("offered", "message"), [
+    ({"classic": "", "tlsserver": ""}, "profile 'sixday' is not offered by the CA at https://ca.test/dir; "
+                                       "it offers: classic, tlsserver"),
+    ({}, "profile 'sixday' is asked, but the CA at https://ca.test/dir offers no profiles"),
+])
+def test_unknown_profile_fails_that_certificate_naming_the_offered_ones(
+        env: Env, offered: dict[str, str], message: str) -> None:
+    env.fake.profiles = offered
+    results = env.run([CertSpec("a", ["a.example"], profile="sixday"), spec("b")])
+    assert results["a"].action == "failed" and message in str(results["a"].msg)
+    assert results["b"].action == "issued"
+    assert [o.domains for o in env.fake.orders] == [["b.example"]]
+
+
+def test_malformed_profile_name_is_refused_before_anything_is_sent(env: Env) -> None:
+    result = env.run([CertSpec("a", ["a.example"], profile="short lived\n")])["a"]
+    assert result.action == "failed" and "invalid profile" in str(result.msg)
+    assert env.fake.requests == []
+
+
 def test_ari_future_window_keeps_the_certificate(env: Env) -> None:
     env.run([spec("a")])
     env.fake.renewal_info = True
