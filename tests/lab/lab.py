@@ -14,9 +14,13 @@ in one directory and on free loopback ports, so several labs can run at once.
 
 Validation is never switched off.
 
+The pebble build is the system one unless ``Lab(pebble=...)`` or ``$TLSOPS_LAB_PEBBLE``
+names another: a version such as ``2.10`` (from the cache scripts/fetch-pebbles.sh
+fills) or a path. The challtestsrv of the same build runs beside it.
+
 CLI::
 
-    python -m tests.lab.lab start --dir .lab/demo [--nonce-reject 0] [--point a.example=10.231.0.11] ...
+    python -m tests.lab.lab start --dir .lab/demo [--pebble 2.10] [--nonce-reject 0] [--point a.example=10.231.0.11] ...
     python -m tests.lab.lab stop --dir .lab/demo
 """
 
@@ -26,9 +30,11 @@ import argparse
 import base64
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -37,6 +43,7 @@ import subprocess
 import sys
 import time
 import typing as t
+import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -143,6 +150,134 @@ def make_listener_certs(directory: Path, addresses: t.Sequence[str]) -> tuple[Pa
     return ca_path, cert_path, key_path
 
 
+# ------------------------------------------------------------- pebble builds
+
+PEBBLE_ENV = "TLSOPS_LAB_PEBBLE"
+PEBBLES_CACHE = Path(os.environ.get("TLSOPS_PEBBLES_CACHE", "/var/cache/tlsops-haproxy-acme/pebbles"))
+BUILD_STAMP = "pebble-build.json"  # written by scripts/fetch-pebbles.sh
+
+
+@dataclass(frozen=True)
+class PebbleBuild:
+    """One pebble and the pebble-challtestsrv of the same build."""
+
+    pebble: str
+    challtestsrv: str
+    version: tuple[int, ...]  # upstream version, (0,) when unknown
+    release: str  # the Debian package version, or what the build says of itself
+    challtestsrv_flags: frozenset[str] = frozenset()
+
+    @property
+    def dns_flag(self) -> str:
+        """challtestsrv's DNS listener flag: ``-dns01`` until 2.9, ``-dnsserver`` from 2.10."""
+        return "-dnsserver" if "dnsserver" in self.challtestsrv_flags else "-dns01"
+
+
+def parse_version(text: str) -> tuple[int, ...]:
+    """``2.10.0+ds1-2`` or ``1:2.6.0-1`` -> (2, 10, 0); (0,) when there is no version."""
+    match = re.match(r"(?:\d+:)?(\d+(?:\.\d+)*)", text.strip())
+    return tuple(int(part) for part in match.group(1).split(".")) if match else (0,)
+
+
+def _stamp_of(binary: Path) -> dict[str, t.Any]:
+    """pebble-build.json of a fetched build (``<build>/usr/bin/pebble``), if any."""
+    for parent in list(binary.parents)[:3]:
+        with contextlib.suppress(OSError, ValueError):
+            return dict(json.loads((parent / BUILD_STAMP).read_text()))
+    return {}
+
+
+def _dpkg_version(binary: Path) -> str:
+    """The version of the installed Debian package that owns ``binary``, or ''."""
+    with contextlib.suppress(OSError):
+        owner = subprocess.run(["dpkg-query", "-S", str(binary)], capture_output=True, text=True, check=False)
+        if owner.returncode == 0 and ":" in owner.stdout:
+            package = owner.stdout.split(":", 1)[0].strip()
+            version = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", package],
+                                     capture_output=True, text=True, check=False)
+            if version.returncode == 0:
+                return version.stdout.strip()
+    return ""
+
+
+@functools.lru_cache(maxsize=None)
+def _describe(pebble: str, challtestsrv: str) -> PebbleBuild:
+    release = str(_stamp_of(Path(pebble)).get("package_version") or "")
+    if not release:
+        # Debian's builds say "dev" here; upstream release binaries say their version.
+        out = subprocess.run([pebble, "-version"], capture_output=True, text=True, check=False, timeout=10)
+        said = re.search(r"version:?\s*v?(\d+\.\d+\S*)", out.stdout, re.IGNORECASE)
+        release = said.group(1) if said else _dpkg_version(Path(pebble))
+    usage = subprocess.run([challtestsrv, "-h"], capture_output=True, text=True, check=False, timeout=10)
+    flags = frozenset(re.findall(r"^\s+-([A-Za-z0-9_-]+)", usage.stdout + usage.stderr, re.MULTILINE))
+    if not flags:
+        raise RuntimeError(f"{challtestsrv} -h printed no flags:\n{usage.stdout}{usage.stderr}")
+    return PebbleBuild(pebble, challtestsrv, parse_version(release), release or "unknown", flags)
+
+
+def _build_in(directory: Path) -> PebbleBuild | None:
+    for bindir in (directory / "usr" / "bin", directory / "bin", directory):
+        pebble, challtestsrv = bindir / "pebble", bindir / "pebble-challtestsrv"
+        if pebble.is_file() and challtestsrv.is_file():
+            return _describe(str(pebble), str(challtestsrv))
+    return None
+
+
+def system_pebble() -> PebbleBuild:
+    pebble, challtestsrv = shutil.which("pebble"), shutil.which("pebble-challtestsrv")
+    if not pebble or not challtestsrv:
+        raise RuntimeError("pebble and pebble-challtestsrv are not on PATH (scripts/bootstrap.sh installs them)")
+    return _describe(pebble, challtestsrv)
+
+
+def find_pebble(spec: str | os.PathLike[str] | None = None) -> PebbleBuild:
+    """The pebble build to run.
+
+    ``spec``: ``None`` (then ``$TLSOPS_LAB_PEBBLE``, then the system pebble), ``"system"``,
+    a version or series such as ``"2.10"`` (the highest build of it in the cache that
+    scripts/fetch-pebbles.sh fills, or the system pebble when that is the one), or a path:
+    a build directory (``usr/bin/``, ``bin/`` or the binaries themselves) or the pebble
+    binary, with pebble-challtestsrv beside it.
+    """
+    if spec is None:
+        spec = os.environ.get(PEBBLE_ENV, "")
+    text = os.fspath(spec).strip()
+    if text in ("", "system"):
+        return system_pebble()
+    path = Path(text).expanduser()
+    if path.is_file():
+        challtestsrv = path.parent / "pebble-challtestsrv"
+        if not challtestsrv.is_file():
+            raise RuntimeError(f"no pebble-challtestsrv beside {path}")
+        return _describe(str(path), str(challtestsrv))
+    if path.is_dir():
+        build = _build_in(path)
+        if build is None:
+            raise RuntimeError(f"no pebble and pebble-challtestsrv in {path} (nor in its usr/bin/ or bin/)")
+        return build
+    if re.fullmatch(r"\d+(\.\d+)*", text):
+        want = parse_version(text)
+        found = []
+        for candidate in PEBBLES_CACHE.glob("*") if PEBBLES_CACHE.is_dir() else []:
+            build = _build_in(candidate)
+            if build is not None and build.version[: len(want)] == want:
+                found.append(build)
+        with contextlib.suppress(RuntimeError):
+            system = system_pebble()
+            if system.version[: len(want)] == want:
+                found.append(system)
+        if found:
+            return max(found, key=lambda build: build.version)
+        raise RuntimeError(
+            f"no pebble {text} in {PEBBLES_CACHE} nor on PATH: run scripts/fetch-pebbles.sh "
+            f"(it fetches Debian trixie's 2.6 and sid's 2.10)"
+        )
+    raise RuntimeError(f"{PEBBLE_ENV} / pebble={text!r}: neither 'system', a version such as 2.10, nor a path")
+
+
+# ------------------------------------------------------------------- lab
+
+
 @dataclass
 class LabInfo:
     """What a test or a playbook needs to know about a running lab (lab.json)."""
@@ -162,11 +297,35 @@ class LabInfo:
     lab_https_port: int
     lab_haproxy_pid_file: str
     lab_haproxy_cfg: str
+    # The pebble build and what its directory offers (read from the running CA).
+    pebble_version: tuple[int, ...] = (0,)
+    pebble_release: str = "unknown"
+    pebble_bin: str = "pebble"
+    challtestsrv_bin: str = "pebble-challtestsrv"
+    acme_ari: bool = False
+    acme_profiles: dict[str, str] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def supports_ari(self) -> bool:
+        """The directory names ``renewalInfo`` (pebble 2.6+), and orders take ``replaces``."""
+        return self.acme_ari
+
+    @property
+    def supports_profiles(self) -> bool:
+        """The directory's ``meta.profiles`` lists profiles (pebble 2.7+)."""
+        return bool(self.acme_profiles)
+
+    @property
+    def supports_set_renewal_info(self) -> bool:
+        """pebble's management API has ``POST /set-renewal-info/`` (2.8+)."""
+        return self.acme_ari and self.pebble_version >= (2, 8)
 
     def extra_vars(self) -> dict[str, t.Any]:
         data = asdict(self)
         data.pop("pids")
+        # A string, for Ansible's version test: pebble_version is version('2.10', '>=')
+        data["pebble_version"] = ".".join(str(part) for part in self.pebble_version)
         return data
 
 
@@ -182,6 +341,8 @@ class Lab:
         chain_length: int | None = None,
         eab_keys: dict[str, str] | None = None,
         validity_seconds: int | None = None,
+        profiles: dict[str, int] | None = None,
+        pebble: str | os.PathLike[str] | None = None,
         listen: str = "127.0.0.1",
         dns_answer: str = "127.0.0.1",
         validation_port: int | None = None,
@@ -193,6 +354,8 @@ class Lab:
         self.chain_length = chain_length
         self.eab_keys = eab_keys or {}
         self.validity_seconds = validity_seconds
+        self.profiles = dict(profiles or {})
+        self.build = find_pebble(pebble)
         self.listen = listen
         self.dns_answer = dns_answer
         self.validation_port = validation_port
@@ -242,10 +405,15 @@ class Lab:
             lab_https_port=https_port,
             lab_haproxy_pid_file=str(self.dir / "haproxy.pid"),
             lab_haproxy_cfg=str(self.dir / "haproxy.cfg"),
+            pebble_version=self.build.version,
+            pebble_release=self.build.release,
+            pebble_bin=self.build.pebble,
+            challtestsrv_bin=self.build.challtestsrv,
         )
         try:
             self._start_challtestsrv(dns_port, dns_mgmt_port)
             self._start_pebble(acme_port, mgmt_port, http_port, dns_port, cert_path, key_path)
+            self._read_directory()
             self._fetch_root()
             if self.with_haproxy:
                 self.start_haproxy()
@@ -285,19 +453,19 @@ class Lab:
         self.info.pids[name] = proc.pid
 
     def _start_challtestsrv(self, dns_port: int, mgmt_port: int) -> None:
-        self._spawn(
-            "challtestsrv",
-            [
-                "pebble-challtestsrv",
-                "-defaultIPv4", self.dns_answer,
-                "-defaultIPv6", "",
-                "-dns01", f"127.0.0.1:{dns_port}",
-                "-management", f"127.0.0.1:{mgmt_port}",
-                "-http01", "",
-                "-https01", "",
-                "-tlsalpn01", "",
-            ],
-        )
+        argv = [
+            self.build.challtestsrv,
+            "-defaultIPv4", self.dns_answer,
+            "-defaultIPv6", "",
+            self.build.dns_flag, f"127.0.0.1:{dns_port}",
+            "-management", f"127.0.0.1:{mgmt_port}",
+            "-http01", "",
+            "-https01", "",
+            "-tlsalpn01", "",
+        ]
+        if "doh" in self.build.challtestsrv_flags:
+            argv += ["-doh", ""]  # 2.5+ would listen on :8443 for DNS over HTTPS
+        self._spawn("challtestsrv", argv)
         _wait_tcp("127.0.0.1", mgmt_port, "pebble-challtestsrv", self.procs["challtestsrv"])
 
     def _start_pebble(
@@ -316,7 +484,9 @@ class Lab:
         if self.eab_keys:
             config["externalAccountMACKeys"] = self.eab_keys
         if self.validity_seconds:
-            config["certificateValidityPeriod"] = self.validity_seconds
+            config["certificateValidityPeriod"] = self.validity_seconds  # until 2.9
+        if self.profiles or self.validity_seconds:
+            config["profiles"] = self.profile_config()  # 2.7+; unknown keys are ignored before
         (self.dir / "pebble.json").write_text(json.dumps({"pebble": config}, indent=2))
         env = {
             "PEBBLE_VA_NOSLEEP": "1",
@@ -327,11 +497,38 @@ class Lab:
             env["PEBBLE_CHAIN_LENGTH"] = str(self.chain_length)
         self._spawn(
             "pebble",
-            ["pebble", "-config", str(self.dir / "pebble.json"), "-dnsserver", f"127.0.0.1:{dns_port}"],
+            [self.build.pebble, "-config", str(self.dir / "pebble.json"), "-dnsserver", f"127.0.0.1:{dns_port}"],
             env,
         )
         assert self.info is not None
         _wait_https(self.info.acme_directory, self.info.acme_ca_path, self.procs["pebble"])
+
+    def profile_config(self) -> dict[str, dict[str, t.Any]]:
+        """pebble's ``profiles``: each named profile with its validity (a profile given 0,
+        and the lone ``default`` when none is named, get ``validity_seconds``; pebble's own
+        default is 90 days)."""
+        names = self.profiles or {"default": 0}
+        return {
+            name: {
+                "description": f"lab profile {name}",
+                "validityPeriod": int(seconds or self.validity_seconds or 0),
+            }
+            for name, seconds in names.items()
+        }
+
+    def _read_directory(self) -> None:
+        assert self.info is not None
+        ctx = ssl.create_default_context(cafile=self.info.acme_ca_path)
+        with urllib.request.urlopen(self.info.acme_directory, context=ctx, timeout=10) as resp:
+            directory = json.load(resp)
+        self.info.acme_ari = "renewalInfo" in directory
+        profiles = (directory.get("meta") or {}).get("profiles") or {}
+        self.info.acme_profiles = {str(name): str(text) for name, text in profiles.items()}
+        if self.profiles and set(self.info.acme_profiles) != set(self.profiles):
+            raise RuntimeError(
+                f"pebble {self.info.pebble_release} offers profiles {sorted(self.info.acme_profiles)}, "
+                f"not {sorted(self.profiles)} (profiles need pebble 2.7+; see lab.supports_profiles)"
+            )
 
     def _fetch_root(self) -> None:
         assert self.info is not None
@@ -392,6 +589,57 @@ class Lab:
     def pebble_log(self) -> str:
         return (self.dir / "pebble.log").read_text(errors="replace")
 
+    @property
+    def pebble_version(self) -> tuple[int, ...]:
+        return self.build.version
+
+    @property
+    def supports_ari(self) -> bool:
+        assert self.info is not None
+        return self.info.supports_ari
+
+    @property
+    def supports_profiles(self) -> bool:
+        assert self.info is not None
+        return self.info.supports_profiles
+
+    def set_renewal_info(
+        self, cert_pem: str, start: dt.datetime, end: dt.datetime, explanation_url: str | None = None
+    ) -> None:
+        """Make pebble's renewalInfo answer this window for the certificate (pebble 2.8+).
+
+        ``cert_pem`` may be a whole bundle: its first certificate is the one meant. Naive
+        datetimes are taken as UTC. pebble answers the override for every later GET.
+        """
+        assert self.info is not None
+        if not self.info.supports_set_renewal_info:
+            raise RuntimeError(
+                f"pebble {self.info.pebble_release} has no POST /set-renewal-info/ (ARI overrides need 2.8+)"
+            )
+        match = re.search(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", cert_pem, re.DOTALL)
+        if match is None:
+            raise ValueError("no PEM certificate in cert_pem")
+        window = {"start": _rfc3339(start), "end": _rfc3339(end)}
+        ari: dict[str, t.Any] = {"suggestedWindow": window}
+        if explanation_url:
+            ari["explanationURL"] = explanation_url
+        body = json.dumps({"certificate": match.group(0) + "\n", "ariResponse": json.dumps(ari)}).encode()
+        req = urllib.request.Request(
+            f"{self.info.pebble_management}/set-renewal-info/", data=body, method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        ctx = ssl.create_default_context(cafile=self.info.acme_ca_path)
+        try:
+            urllib.request.urlopen(req, context=ctx, timeout=10).read()
+        except urllib.error.HTTPError as exc:
+            raise RuntimeError(f"pebble refused set-renewal-info: {exc.code} {exc.read().decode(errors='replace')}") from exc
+
+
+def _rfc3339(when: dt.datetime) -> str:
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return when.astimezone(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
 
 def count_orders(pebble_log: str) -> int:
     """Orders pebble created, counted from its own log (not from our client)."""
@@ -449,6 +697,7 @@ def _cli_start(args: argparse.Namespace) -> int:
         dns_answer=args.dns_answer,
         validation_port=args.validation_port,
         haproxy=not args.no_haproxy,
+        pebble=args.pebble,
     )
     info = lab.start()
     for point in args.point:
@@ -493,6 +742,7 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument("--dns-answer", default="127.0.0.1")
     start.add_argument("--validation-port", type=int)
     start.add_argument("--no-haproxy", action="store_true")
+    start.add_argument("--pebble", help=f"pebble build: system, a version such as 2.10, or a path (default: ${PEBBLE_ENV})")
     start.add_argument("--point", action="append", default=[], metavar="HOST=IP",
                        help="answer IP for HOST in challtestsrv's DNS (repeatable; others get --dns-answer)")
     start.add_argument("--clean", action="store_true", help="remove the directory first")
