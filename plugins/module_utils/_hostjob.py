@@ -10,7 +10,7 @@ configuration the role writes::
 
     {"version": 1, "directory": "...", "ca_path": null, "validate_certs": true,
      "account_key_path": "...", "certificates": [{"name": ..., "domains": [...], "key_type": ...}],
-     "remaining_days": 30, "cert_dir": "...", "crt_list": "...", "socket": "...",
+     "remaining_days": null, "cert_dir": "...", "crt_list": "...", "socket": "...",
      "owner": "acme", "group": "haproxy", "mode": "0640"}
 
 One log line per certificate; exit status 0 when every certificate is valid and
@@ -61,7 +61,8 @@ def order_params(config: t.Mapping[str, t.Any], force: bool) -> dict[str, t.Any]
         "request_timeout": config.get("request_timeout", 10),
         "certificates": config["certificates"],
         "cert_dir": config["cert_dir"],
-        "remaining_days": config.get("remaining_days", 30),
+        "remaining_days": config.get("remaining_days"),
+        "profile": config.get("profile"),
         "force": force,
         "use_ari": config.get("use_ari", True),
         "concurrency": config.get("concurrency", 4),

@@ -18,7 +18,7 @@ description:
     provisioned for the challenge), finalizes with a new key and writes the bundle atomically.
   - It renews when the file is missing or unusable, its names, key type or recorded O(profile) differ
     from what is asked, or it is time. The CA's renewal window (ARI, RFC 9773) says when, whenever the
-    CA offers one. Otherwise the lifetime rule does: renew when less than a third of the certificate's
+    CA offers one. Otherwise the lifetime rule does, renewing when less than a third of the certificate's
     own lifetime is left (half of it for lifetimes under 10 days), so 30 days before the end of a
     90-day certificate, 15 of a 45-day one and 3 of a 6-day one. An explicit O(remaining_days) renews
     earlier. O(force) renews anyway. RV(certificates[].reason) always names the rule that decided.
@@ -95,7 +95,7 @@ options:
       - When not set, the lifetime rule decides (a third of the certificate's lifetime, half for lifetimes under
         10 days), unless the CA's renewal window does.
       - A value at or above a certificate's lifetime is not used for that certificate (it would renew on every
-        run): the lifetime rule decides instead, and RV(certificates[].reason) says so.
+        run), so the lifetime rule decides instead, and RV(certificates[].reason) says so.
     type: int
   profile:
     description:

@@ -30,7 +30,6 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.ari impo
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import PemError
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import (
     Bundle,
-    CertInfo,
     check_bundle,
     isoformat,
     parse_bundle,
@@ -53,10 +52,6 @@ class Decision:
     def __iter__(self) -> t.Iterator[t.Any]:
         # So callers may unpack ``needs, reason = decide(...)``.
         return iter((self.needs_renewal, self.reason))
-
-
-def lifetime_days(info: CertInfo) -> float:
-    return (info.not_after - info.not_before).total_seconds() / DAY_SECONDS
 
 
 def lifetime_threshold(lifetime: float) -> float:
@@ -110,41 +105,55 @@ def _ari_rule(bundle: Bundle, window: RenewalWindow, now: dt.datetime) -> tuple[
     return False, f"the CA's renewal window (ARI) says renew after {isoformat(window.renewal_time(cid))}"
 
 
-def _left(info: CertInfo, now: dt.datetime) -> str:
-    return f"{info.days_left(now):.1f} days left of {lifetime_days(info):.1f}"
+def _left(days: float, lifetime: float) -> str:
+    return f"{days:.1f} days left of {lifetime:.1f}"
 
 
-def _explicit_rule(info: CertInfo, remaining_days: float | None, now: dt.datetime) -> tuple[bool, str] | None:
+def _explicit_rule(days: float, lifetime: float, remaining_days: float | None) -> tuple[bool, str] | None:
     """``remaining_days`` when set and below the lifetime (else it would renew on every run)."""
-    if remaining_days is None or remaining_days >= lifetime_days(info):
+    if remaining_days is None or remaining_days >= lifetime:
         return None
-    if info.days_left(now) < remaining_days:
-        return True, f"{_left(info, now)}, fewer than remaining_days ({remaining_days:g})"
-    return False, f"{_left(info, now)}; remaining_days ({remaining_days:g}) decides"
+    if days < remaining_days:
+        return True, f"{_left(days, lifetime)}, fewer than remaining_days ({remaining_days:g})"
+    return False, f"{_left(days, lifetime)}; remaining_days ({remaining_days:g}) decides"
 
 
-def _lifetime_rule(info: CertInfo, remaining_days: float | None, now: dt.datetime) -> tuple[bool, str]:
-    lifetime = lifetime_days(info)
+def _lifetime_rule(days: float, lifetime: float, remaining_days: float | None) -> tuple[bool, str]:
     threshold = lifetime_threshold(lifetime)
     note = "" if remaining_days is None else (
         f"; remaining_days ({remaining_days:g}) is not below the certificate's lifetime, "
         "so the lifetime rule decides")
-    if info.days_left(now) < threshold:
+    if days < threshold:
         part = "half" if lifetime < SHORT_LIFETIME_DAYS else "a third"
-        return True, f"{_left(info, now)}, less than {part} of its lifetime ({threshold:.1f} days){note}"
-    return False, f"{_left(info, now)}; the lifetime rule renews below {threshold:.1f}{note}"
+        return True, f"{_left(days, lifetime)}, less than {part} of its lifetime ({threshold:.1f} days){note}"
+    return False, f"{_left(days, lifetime)}; the lifetime rule renews below {threshold:.1f}{note}"
+
+
+def _days(not_before: dt.datetime, not_after: dt.datetime, now: dt.datetime) -> tuple[float, float]:
+    """(days left, lifetime in days)."""
+    return (not_after - now).total_seconds() / DAY_SECONDS, (not_after - not_before).total_seconds() / DAY_SECONDS
+
+
+def due_by_time(not_before: dt.datetime, not_after: dt.datetime, remaining_days: float | None,
+                now: dt.datetime) -> tuple[bool, str]:
+    """Rules 3 and 4 alone (no ARI): whether a certificate valid over these dates is due, and why."""
+    days, lifetime = _days(not_before, not_after, now)
+    return _explicit_rule(days, lifetime, remaining_days) or _lifetime_rule(days, lifetime, remaining_days)
 
 
 def _timing(bundle: Bundle, remaining_days: float | None, window: RenewalWindow | None,
             now: dt.datetime) -> tuple[bool, str]:
     """Rules 2-4 of the module docstring for a bundle that fits what is asked."""
     info = bundle.info()
-    explicit = _explicit_rule(info, remaining_days, now)
+    days, lifetime = _days(info.not_before, info.not_after, now)
+    explicit = _explicit_rule(days, lifetime, remaining_days)
     window = _window_for(bundle, window)
-    if window is not None:
-        due, reason = _ari_rule(bundle, window, now)
-        return explicit if not due and explicit is not None and explicit[0] else (due, reason)
-    return explicit or _lifetime_rule(info, remaining_days, now)
+    if window is None:
+        return explicit or _lifetime_rule(days, lifetime, remaining_days)
+    due, reason = _ari_rule(bundle, window, now)
+    if not due and explicit is not None and explicit[0]:
+        return explicit  # an explicit remaining_days renews earlier than the window
+    return due, reason
 
 
 def decide(
