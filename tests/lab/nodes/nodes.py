@@ -80,6 +80,23 @@ PACKAGES: tuple[str, ...] = (
 #: Bumped whenever :func:`customize_rootfs` changes, so cached trees are rebuilt.
 RECIPE_VERSION = 1
 
+#: The ``lab`` flavour: a separate tree, ``rootfs-<codename>-lab``, for a node that
+#: runs the test lab itself (tests/lab/lab.py and the integration tests that need no
+#: nodes) with the release's own pebble, pytest and ansible-core. The plain tree stays
+#: what a managed host has: a role that leaned on something ansible-core pulls in
+#: (PyYAML, Jinja2) must not pass on nodes by accident. Only releases whose
+#: ansible-core the collection supports (>= 2.17) have one: Debian 12's is 2.14.
+#: Their dependencies (Jinja2, PyYAML, resolvelib, pluggy, ...) are real packages,
+#: which ``--include`` resolves.
+LAB_PACKAGES: dict[str, tuple[str, ...]] = {
+    "trixie": (
+        "pebble",  # pebble and pebble-challtestsrv (2.6)
+        "python3-pytest",
+        "ansible-core",
+    ),
+}
+FLAVORS = ("", "lab")
+
 BRIDGE = "tlsopsbr0"
 #: Set on the bridge when this tool creates it: ``down`` removes only a bridge
 #: carrying this alias, never one somebody else made.
@@ -203,52 +220,75 @@ def host_mirror(codename: str, apt_dir: Path = Path("/etc/apt")) -> str:
     return candidates[0] if candidates else "http://deb.debian.org/debian"
 
 
-def rootfs_path(codename: str | None = None) -> Path:
-    """Where the cached tree lives (``TLSOPS_NODES_ROOTFS`` overrides the whole path)."""
+def packages_for(codename: str, flavor: str = "") -> tuple[str, ...]:
+    """The packages of a tree: :data:`PACKAGES`, plus :data:`LAB_PACKAGES` for ``lab``."""
+    if flavor not in FLAVORS:
+        raise NodesError(f"unknown root filesystem flavour {flavor!r} (have: plain, lab)")
+    if not flavor:
+        return PACKAGES
+    if codename not in LAB_PACKAGES:
+        raise NodesError(f"no lab flavour for {codename}: its ansible-core is older than the collection's "
+                         f"2.17, or unknown (have: {', '.join(sorted(LAB_PACKAGES))})")
+    return PACKAGES + LAB_PACKAGES[codename]
+
+
+def rootfs_path(codename: str | None = None, flavor: str = "") -> Path:
+    """Where the cached tree lives (``TLSOPS_NODES_ROOTFS`` overrides the plain tree's path).
+
+    A flavoured tree sits beside the plain one: ``rootfs-<codename>-<flavor>``.
+    """
     override = os.environ.get("TLSOPS_NODES_ROOTFS")
-    if override:
-        return Path(override).resolve()
-    return CACHE_DIR / f"rootfs-{codename or host_codename()}"
+    path = Path(override).resolve() if override else CACHE_DIR / f"rootfs-{codename or host_codename()}"
+    return path.with_name(f"{path.name}-{flavor}") if flavor else path
 
 
-def rootfs_stamp(codename: str, packages: t.Sequence[str] = PACKAGES) -> dict[str, t.Any]:
-    """What a tree was built from; a different hash means the cache is stale."""
-    recipe = {"codename": codename, "packages": sorted(packages), "recipe": RECIPE_VERSION}
+def rootfs_stamp(codename: str, packages: t.Sequence[str] | None = None, flavor: str = "") -> dict[str, t.Any]:
+    """What a tree was built from; a different hash means the cache is stale.
+
+    The plain tree's recipe has no ``flavor`` key, so its hash does not depend on
+    whether flavours exist (its cache survives their changes).
+    """
+    recipe: dict[str, t.Any] = {"codename": codename, "packages": sorted(packages or packages_for(codename, flavor)),
+                                "recipe": RECIPE_VERSION}
+    if flavor:
+        recipe["flavor"] = flavor
     digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
     return {**recipe, "hash": digest}
 
 
-def rootfs_is_current(path: Path, codename: str) -> bool:
+def rootfs_is_current(path: Path, codename: str, flavor: str = "") -> bool:
     """True when ``path`` is a finished tree built from today's package list."""
     try:
         stamp = json.loads((path / STAMP_PATH).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return bool(stamp.get("hash") == rootfs_stamp(codename)["hash"])
+    return bool(stamp.get("hash") == rootfs_stamp(codename, flavor=flavor)["hash"])
 
 
-def build_rootfs(force: bool = False) -> Path:
+def build_rootfs(force: bool = False, flavor: str = "") -> Path:
     """Return the cached root filesystem, building it first if missing or stale.
 
     The tree is built in ``<path>.build-<pid>`` and renamed into place only when
-    complete, so an interrupted build is never booted.
+    complete, so an interrupted build is never booted. ``flavor="lab"`` is the
+    tree with :data:`LAB_PACKAGES` as well.
     """
     require_root()
     codename = host_codename()
-    path = rootfs_path(codename)
+    packages = packages_for(codename, flavor)
+    path = rootfs_path(codename, flavor)
     stale = list(path.parent.glob(f"{path.name}.build-*")) + list(path.parent.glob(f"{path.name}.old-*"))
-    if not force and not stale and rootfs_is_current(path, codename):
+    if not force and not stale and rootfs_is_current(path, codename, flavor):
         return path
     with locked(path.with_name(path.name + ".lock")):
         _remove_stale_builds(path)
-        if not force and rootfs_is_current(path, codename):
+        if not force and rootfs_is_current(path, codename, flavor):
             return path  # current, or another process built it while we waited
         _refuse_if_in_use(path)  # before spending a minute on a tree we could not swap in
         started = time.monotonic()
         tmp = path.with_name(f"{path.name}.build-{os.getpid()}")
         try:
-            _debootstrap_with_retry(tmp, codename, host_mirror(codename))
-            customize_rootfs(tmp, codename)
+            _debootstrap_with_retry(tmp, codename, host_mirror(codename), packages)
+            customize_rootfs(tmp, codename, flavor)
             _replace_rootfs(path, tmp)
         finally:
             _unmount_under(tmp)
@@ -269,11 +309,12 @@ def _remove_stale_builds(path: Path) -> None:
         rm_tree(stale)
 
 
-def _debootstrap_with_retry(target: Path, codename: str, mirror: str, attempts: int = 2) -> None:
+def _debootstrap_with_retry(target: Path, codename: str, mirror: str, packages: t.Sequence[str] = PACKAGES,
+                            attempts: int = 2) -> None:
     """A mirror hiccup should not fail a CI run: try again once from scratch."""
     for attempt in range(1, attempts + 1):
         try:
-            _debootstrap(target, codename, mirror)
+            _debootstrap(target, codename, mirror, packages)
             return
         except NodesError:
             _unmount_under(target)
@@ -283,12 +324,12 @@ def _debootstrap_with_retry(target: Path, codename: str, mirror: str, attempts: 
             log(f"debootstrap failed (attempt {attempt} of {attempts}); retrying")
 
 
-def _debootstrap(target: Path, codename: str, mirror: str) -> None:
+def _debootstrap(target: Path, codename: str, mirror: str, packages: t.Sequence[str] = PACKAGES) -> None:
     """Run debootstrap; its .deb cache saves the downloads when a tree is rebuilt."""
     debs = CACHE_DIR / "debs"
     debs.mkdir(parents=True, exist_ok=True)
     logfile = target.with_name(target.name.split(".build-")[0] + ".build.log")
-    argv = ["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}",
+    argv = ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}",
             f"--cache-dir={debs}", codename, str(target), mirror]
     log(f"debootstrap {codename} from {mirror} (about 90 s; log: {logfile})")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C.UTF-8"}
@@ -332,7 +373,7 @@ MASKED_UNITS = ("apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_all.timer
                 "e2scrub_reap.service", "fstrim.timer", "man-db.timer")
 
 
-def customize_rootfs(root: Path, codename: str) -> None:
+def customize_rootfs(root: Path, codename: str, flavor: str = "") -> None:
     """Make a debootstrapped tree a bootable, offline, quiet test node."""
     for relative, text in ROOTFS_FILES.items():
         if (root / relative).is_symlink():
@@ -351,7 +392,7 @@ def customize_rootfs(root: Path, codename: str) -> None:
     present = [unit for unit in MASKED_UNITS if _unit_exists(root, unit)]
     if present:
         run([*systemctl, "mask", *present])
-    _write(root / STAMP_PATH, json.dumps(rootfs_stamp(codename), indent=2) + "\n")
+    _write(root / STAMP_PATH, json.dumps(rootfs_stamp(codename, flavor=flavor), indent=2) + "\n")
 
 
 def _unit_exists(root: Path, unit: str) -> bool:
@@ -991,13 +1032,17 @@ def node_exec(state_dir: str | Path, ref: str, argv: t.Sequence[str], *, check: 
 
 
 def up(name: str, state_dir: str | Path, count: int = 2, hosts: t.Sequence[str] | None = None,
-       subnet: str = DEFAULT_SUBNET, group: str = "nodes", timeout: float = BOOT_TIMEOUT) -> NodeSet:
-    """Boot a set of nodes and write nodes.json and the inventories; returns the set."""
+       subnet: str = DEFAULT_SUBNET, group: str = "nodes", timeout: float = BOOT_TIMEOUT,
+       flavor: str = "") -> NodeSet:
+    """Boot a set of nodes and write nodes.json and the inventories; returns the set.
+
+    ``flavor="lab"`` boots them from the tree with :data:`LAB_PACKAGES` as well.
+    """
     require_root()
     state = Path(state_dir).resolve()
     host_names = _host_names(name, count, hosts)
     _check_inputs(name, state, subnet)
-    rootfs = build_rootfs()
+    rootfs = build_rootfs(flavor=flavor)
     state.mkdir(parents=True, exist_ok=True)
     with locked(RUN_DIR / "lock"):
         _clear_stale(name, state)
@@ -1244,6 +1289,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("rootfs", help="build the cached root filesystem if missing or stale")
     build.add_argument("--force", action="store_true", help="rebuild even if current")
+    build.add_argument("--flavor", choices=["lab"], default="", help="the tree with LAB_PACKAGES as well")
     start = sub.add_parser("up", help="boot a node set")
     start.add_argument("--name", required=True, help="set name (netns tlsops-<name>-<i>)")
     count = start.add_mutually_exclusive_group()
@@ -1254,6 +1300,7 @@ def _parser() -> argparse.ArgumentParser:
     start.add_argument("--group", default="nodes", help="inventory group (default %(default)s)")
     start.add_argument("--timeout", type=float, default=BOOT_TIMEOUT, help="boot timeout, seconds")
     start.add_argument("--json", action="store_true", help="print nodes.json on stdout")
+    start.add_argument("--flavor", choices=["lab"], default="", help="boot from the tree with LAB_PACKAGES as well")
     start.add_argument("--instance-config", type=Path, help="also write molecule's instance config here")
     stop = sub.add_parser("down", help="power off and remove a node set (idempotent)")
     stop.add_argument("--state-dir", required=True)
@@ -1284,10 +1331,11 @@ def main(argv: t.Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "rootfs":
-        print(build_rootfs(force=args.force))
+        print(build_rootfs(force=args.force, flavor=args.flavor))
     elif args.command == "up":
         hosts = args.hosts.split(",") if args.hosts else None
-        nodeset = up(args.name, args.state_dir, args.count, hosts, args.subnet, args.group, args.timeout)
+        nodeset = up(args.name, args.state_dir, args.count, hosts, args.subnet, args.group, args.timeout,
+                     args.flavor)
         if args.instance_config:
             write_instance_config(nodeset, args.instance_config)
         if args.json:
