@@ -18,6 +18,7 @@ import datetime as dt
 import errno
 import grp
 import hashlib
+import ipaddress
 import os
 import pwd
 import re
@@ -170,14 +171,35 @@ def _not_after(cert: x509.Certificate) -> dt.datetime:
     return _utc(value if value is not None else cert.not_valid_after)
 
 
-def dns_names(cert: x509.Certificate) -> tuple[str, ...]:
-    """The certificate's DNS subject alternative names, lower-case, in order."""
+def ip_text(name: str) -> str | None:
+    """The normal textual form of an IP address (RFC 5952 section 4 for IPv6, no
+    brackets), as names.normalize_domain writes it; None when ``name`` is no address."""
+    if name.startswith("[") and name.endswith("]"):
+        name = name[1:-1]
+    try:
+        return str(ipaddress.ip_address(name))
+    except ValueError:
+        return None
+
+
+def san_names(cert: x509.Certificate) -> tuple[str, ...]:
+    """The certificate's names, in order: dNSName SANs lower-case, iPAddress SANs in
+    their normal textual form (ip_text), so they compare equal to the names asked.
+
+    A dNSName holding an address is left out: RFC 5280 section 4.2.1.6 puts addresses
+    in iPAddress, and clients match an address against those only.
+    """
     try:
         ext = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
     except x509.ExtensionNotFound:
         return ()
-    san = t.cast(x509.SubjectAlternativeName, ext.value)
-    return tuple(name.lower() for name in san.get_values_for_type(x509.DNSName))
+    names: list[str] = []
+    for general in t.cast(x509.SubjectAlternativeName, ext.value):
+        if isinstance(general, x509.DNSName) and ip_text(general.value) is None:
+            names.append(general.value.lower())
+        elif isinstance(general, x509.IPAddress) and isinstance(general.value, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
+            names.append(str(general.value))
+    return tuple(names)
 
 
 def utcnow() -> dt.datetime:
@@ -227,7 +249,7 @@ def cert_info(cert: x509.Certificate) -> CertInfo:
         serial=serial_hex(cert.serial_number),
         not_before=_not_before(cert),
         not_after=_not_after(cert),
-        domains=dns_names(cert),
+        domains=san_names(cert),
         subject=cert.subject.rfc4514_string(),
         issuer=cert.issuer.rfc4514_string(),
         sha1_fingerprint=cert.fingerprint(hashes.SHA1()).hex().upper(),  # noqa: S303 - HAProxy's identifier, not security
@@ -268,7 +290,11 @@ def parse_bundle(data: bytes, require_key: bool = True) -> Bundle:
 
 
 def domain_covered(domain: str, sans: t.Iterable[str]) -> bool:
-    """Whether a SAN list covers ``domain``; a wildcard covers exactly one label."""
+    """Whether a SAN list (san_names) covers ``domain``; a wildcard covers exactly one
+    label of a DNS name, and an IP address only the same address."""
+    address = ip_text(domain)
+    if address is not None:
+        return any(ip_text(san) == address for san in sans)
     domain = domain.lower().rstrip(".")
     for raw in sans:
         san = raw.lower().rstrip(".")

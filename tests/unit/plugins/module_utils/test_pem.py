@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import os
 import stat
 import typing as t
@@ -116,6 +117,14 @@ def test_same_serial(a: str, b: str, same: bool) -> None:
         ("y.x.a.example", ["*.a.example"], False),
         ("a.example", ["*.a.example"], False),
         ("b.example", ["a.example"], False),
+        # IP addresses (RFC 8738): the same address only, whatever its spelling
+        ("192.0.2.7", ["192.0.2.7"], True),
+        ("2001:db8::1", ["2001:db8::1"], True),
+        ("2001:DB8:0::1", ["2001:db8::1"], True),
+        ("[::1]", ["::1"], True),
+        ("192.0.2.7", ["192.0.2.8", "a.example"], False),
+        ("192.0.2.7", ["*.0.2.7"], False),  # a wildcard never covers an address
+        ("::1", ["0:0:0:0:0:0:0:2"], False),
     ],
 )
 def test_domain_covered(domain: str, sans: list[str], covered: bool) -> None:
@@ -135,6 +144,75 @@ def test_bundle_round_trip_and_info() -> None:
     result = info.as_dict(NOW)
     assert result["not_after"].endswith("Z")
     assert "PRIVATE" not in repr(bundle)
+
+
+def _leaf_with(names: t.Sequence[x509.GeneralName], cn: str | None = None) -> tuple[bytes, t.Any]:
+    """(bundle PEM, certificate) of a self-signed leaf with exactly these SANs."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn) if cn else x509.Name([]))
+        .issuer_name(_name("issuer"))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - dt.timedelta(hours=1))
+        .not_valid_after(NOW + dt.timedelta(days=6))
+        .add_extension(x509.SubjectAlternativeName(names), critical=cn is None)
+        .sign(key, hashes.SHA256())
+    )
+    return _pem.bundle_pem(cert.public_bytes(serialization.Encoding.PEM), key), cert
+
+
+def _ip(text: str) -> x509.IPAddress:
+    return x509.IPAddress(ipaddress.ip_address(text))
+
+
+@pytest.mark.parametrize(
+    ("sans", "names"),
+    [
+        ([x509.DNSName("A.Example"), x509.DNSName("www.a.example")], ("a.example", "www.a.example")),
+        ([_ip("192.0.2.7")], ("192.0.2.7",)),
+        ([_ip("2001:0db8:0:0::1")], ("2001:db8::1",)),  # RFC 5952 form, as names.normalize_domain writes it
+        ([_ip("::1"), _ip("127.0.0.1")], ("::1", "127.0.0.1")),
+        # the certificate's order, DNS and IP mixed
+        ([x509.DNSName("a.example"), _ip("192.0.2.7"), x509.DNSName("b.example")], ("a.example", "192.0.2.7", "b.example")),
+        # an address in a dNSName names nothing a client matches (RFC 5280 section 4.2.1.6)
+        ([x509.DNSName("192.0.2.7"), x509.DNSName("a.example")], ("a.example",)),
+        # other kinds are not names HTTP-01 validated
+        ([x509.RFC822Name("ops@a.example"), x509.DNSName("a.example")], ("a.example",)),
+    ],
+)
+def test_san_names(sans: list[x509.GeneralName], names: tuple[str, ...]) -> None:
+    data, cert = _leaf_with(sans, cn="x")
+    assert _pem.san_names(cert) == names
+    assert _pem.parse_bundle(data).info().domains == names
+
+
+def test_ip_certificate_without_cn() -> None:
+    """What Let's Encrypt issues for addresses: an empty subject, the names in the SANs only."""
+    data, _ = _leaf_with([_ip("127.0.0.1"), _ip("::1")])
+    bundle = _pem.parse_bundle(data)
+    info = bundle.info()
+    assert info.domains == ("127.0.0.1", "::1") and info.subject == ""
+    _pem.check_bundle(bundle, ["127.0.0.1", "::1"], now=NOW)
+    _pem.check_bundle(bundle, ["[::1]", "0:0:0:0:0:0:0:1"], now=NOW)
+    with pytest.raises(PemError, match=r"does not cover 192\.0\.2\.7"):
+        _pem.check_bundle(bundle, ["127.0.0.1", "192.0.2.7"], now=NOW)
+
+
+def test_address_in_a_dns_san_does_not_cover_the_address() -> None:
+    data, _ = _leaf_with([x509.DNSName("192.0.2.7")], cn="192.0.2.7")
+    with pytest.raises(PemError, match=r"does not cover 192\.0\.2\.7"):
+        _pem.check_bundle(_pem.parse_bundle(data), ["192.0.2.7"], now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("text", "normal"),
+    [("192.0.2.7", "192.0.2.7"), ("2001:DB8::0:1", "2001:db8::1"), ("[::1]", "::1"), ("a.example", None),
+     ("192.0.2.256", None), ("", None)],
+)
+def test_ip_text(text: str, normal: str | None) -> None:
+    assert _pem.ip_text(text) == normal
 
 
 def test_check_bundle_refusals() -> None:
