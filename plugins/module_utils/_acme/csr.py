@@ -5,9 +5,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import typing as t
 
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.jws import b64u
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.names import is_ip_address
 
 try:
     from cryptography import x509
@@ -31,15 +33,27 @@ def _hash_for(key: SigningKey) -> hashes.SHA256 | hashes.SHA384:
     return hashes.SHA256()
 
 
+def _san(name: str) -> x509.GeneralName:
+    """An iPAddress SAN for an address (RFC 8738 section 3), a dNSName for a DNS name."""
+    return x509.IPAddress(ipaddress.ip_address(name)) if is_ip_address(name) else x509.DNSName(name)
+
+
 def build_csr(key: SigningKey, domains: t.Sequence[str]) -> bytes:
-    """DER CSR: every domain as a SAN; the first also as CN when it fits (CAs copy it)."""
+    """DER CSR for normalised names: each one a SAN, in the order given.
+
+    The CN is the first DNS name when it fits, else there is none: an address never
+    goes into the CN (Let's Encrypt refuses such a CSR, and leaves the CN out of
+    certificates for addresses), and RFC 8555 section 7.4 reads the names from the
+    SANs anyway. A CSR for addresses only has an empty subject.
+    """
+    dns = [d for d in domains if not is_ip_address(d)]
     subject = []
-    if len(domains[0]) <= MAX_CN_LENGTH:
-        subject.append(x509.NameAttribute(NameOID.COMMON_NAME, domains[0]))
+    if dns and len(dns[0]) <= MAX_CN_LENGTH:
+        subject.append(x509.NameAttribute(NameOID.COMMON_NAME, dns[0]))
     builder = (
         x509.CertificateSigningRequestBuilder()
         .subject_name(x509.Name(subject))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(d) for d in domains]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([_san(d) for d in domains]), critical=False)
     )
     return builder.sign(key, _hash_for(key)).public_bytes(serialization.Encoding.DER)
 
