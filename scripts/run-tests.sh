@@ -105,7 +105,20 @@ stage_other_release() {
   molecule test --all
 }
 
-all_stages=(lint unit unit_distro sanity integration nodes molecule other_release)
+# The integration tests that need no nodes once more, inside one booted Debian 13 node:
+# its /usr/bin/python3 (3.13) with Debian's cryptography and requests, HAProxy 3.0,
+# pebble 2.6 and ansible-core 2.19, the lab on the node's own loopback
+# (tests/lab/nodes/lab_in_node.py). Worth it on a Debian 13 machine too: the host's own
+# stages run the venv's cryptography and ansible-core, managed hosts run Debian's.
+stage_trixie_lab() {
+  local mirror
+  mirror=$("$py" -c 'from tests.lab.nodes.nodes import host_mirror, host_codename; print(host_mirror(host_codename()))') || return 1
+  echo "--- the lab in a Debian trixie node, mirror $mirror"
+  export TLSOPS_NODES_CODENAME=trixie TLSOPS_NODES_MIRROR=$mirror
+  "$py" -m tests.lab.nodes.lab_in_node
+}
+
+all_stages=(lint unit unit_distro sanity integration nodes molecule other_release trixie_lab)
 stages=("$@")
 [ ${#stages[@]} -gt 0 ] || stages=("${all_stages[@]}")
 

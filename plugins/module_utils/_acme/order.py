@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme import chain as chains
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.client import PEM_CHAIN, AcmeClient
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.csr import csr_b64
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.names import identifier
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.poll import Poller
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.problems import describe
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.transport import Response
@@ -57,7 +58,7 @@ class OrderFlow:
 
         ``profile`` is sent only when asked: a CA then picks its default (docs/lifetimes.md).
         """
-        payload: dict[str, t.Any] = {"identifiers": [{"type": "dns", "value": d} for d in domains]}
+        payload: dict[str, t.Any] = {"identifiers": [identifier(d) for d in domains]}
         if replaces:
             payload["replaces"] = replaces
         if profile:

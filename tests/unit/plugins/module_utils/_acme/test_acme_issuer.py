@@ -82,6 +82,24 @@ def test_issue_then_unchanged_without_any_request(env: Env) -> None:
     assert env.fake.requests == []
 
 
+def test_ip_addresses_are_ordered_as_ip_identifiers_then_unchanged(env: Env) -> None:
+    """RFC 8738: "ip" identifiers, iPAddress SANs; the names read back equal the names asked."""
+    result = env.run([spec("addr", "192.0.2.7", "[2001:DB8:0::1]", "www.example.com")])["addr"]
+    assert result.action == "issued", result.msg
+    assert result.domains == ["192.0.2.7", "2001:db8::1", "www.example.com"]
+    assert env.fake.orders[-1].ips == ["192.0.2.7", "2001:db8::1"]
+    bundle = parse_bundle(env.pem("addr"))
+    check_bundle(bundle, result.domains)
+    assert set(bundle.info().domains) == set(result.domains)
+
+    again = env.run([spec("addr", "2001:db8::0:1", "192.0.2.7", "WWW.example.com")])["addr"]
+    assert (again.action, again.changed) == ("unchanged", False), again.reason
+    assert env.fake.requests == []
+
+    other = env.run([spec("addr", "192.0.2.8", "2001:db8::1", "www.example.com")])["addr"]
+    assert other.action == "renewed" and other.reason.startswith("the domains differ")
+
+
 def test_no_op_with_ari_only_fetches_the_directory_when_the_ca_has_no_ari(env: Env) -> None:
     env.run([spec("a"), spec("b")])
     results = env.run([spec("a"), spec("b")], use_ari=True)
@@ -242,11 +260,11 @@ def test_rate_limited_says_when(env: Env) -> None:
 
 
 def test_invalid_names_fail_alone_before_any_request(env: Env) -> None:
-    results = env.run([spec("w", "*.example.com"), spec("ip", "192.0.2.1"), spec("../x", "a.example"),
+    results = env.run([spec("w", "*.example.com"), spec("ip", "fe80::1%eth0"), spec("../x", "a.example"),
                        spec("fine")])
     assert results["w"].msg == ("certificate 'w' (*.example.com): certificate 'w': invalid domain '*.example.com': "
                                 "wildcards cannot be validated with HTTP-01 (they need DNS-01)")
-    assert "IP addresses" in str(results["ip"].msg)
+    assert "zone-scoped" in str(results["ip"].msg)
     assert "invalid certificate name" in str(results["../x"].msg)
     assert results["fine"].action == "issued"
     assert len(env.fake.orders) == 1
