@@ -1,10 +1,12 @@
 # Copyright (c) tlsops.haproxy_acme contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Domain names and certificate names: validation and normalisation.
+"""Domain names, IP addresses and certificate names: validation and normalisation.
 
-HTTP-01 (RFC 8555 section 8.3) validates one DNS name over HTTP, so a wildcard or an
-IP address cannot be validated this way and is refused before anything is sent.
+HTTP-01 (RFC 8555 section 8.3) validates one DNS name, or one IP address (RFC 8738
+section 4: the CA connects to the address itself), over HTTP. A wildcard cannot be
+validated this way and is refused before anything is sent, as is an address no CA
+can connect to on its own (a zone-scoped, unspecified or multicast one).
 """
 
 from __future__ import annotations
@@ -39,12 +41,32 @@ def _label_problem(label: str) -> str | None:
     return None
 
 
-def _is_ip_address(name: str) -> bool:
+IpAddress = t.Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+
+
+def _parse_ip(name: str) -> IpAddress | None:
+    """The address ``name`` writes (an IPv6 one may come in brackets, as in a URL), or None."""
+    if name.startswith("[") and name.endswith("]"):
+        name = name[1:-1]
     try:
-        ipaddress.ip_address(name.strip("[]"))
+        return ipaddress.ip_address(name)
     except ValueError:
-        return False
-    return True
+        return None
+
+
+def _ip_problem(address: IpAddress) -> str | None:
+    """Why the CA cannot validate ``address`` by connecting to it (RFC 8738 section 4), or None."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return f"an IPv4-mapped IPv6 address: give the IPv4 address {address.ipv4_mapped}"
+    if address.is_unspecified or address.is_multicast:
+        return "an unspecified or multicast address names no host the CA could connect to"
+    return None
+
+
+def _zone_scoped(name: str) -> bool:
+    """``fe80::1%eth0``: an RFC 4007 zone means something on this host only; an ACME identifier has none."""
+    address, sep, zone = name.strip("[]").partition("%")
+    return bool(sep and zone) and _parse_ip(address) is not None
 
 
 _SHAPE_RULES: tuple[tuple[t.Callable[[str], bool], str], ...] = (
@@ -52,7 +74,7 @@ _SHAPE_RULES: tuple[tuple[t.Callable[[str], bool], str], ...] = (
     (lambda name: any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in name),
      "contains whitespace or control characters"),
     (lambda name: "*" in name, "wildcards cannot be validated with HTTP-01 (they need DNS-01)"),
-    (_is_ip_address, "IP addresses are not supported (HTTP-01 validates DNS names)"),
+    (_zone_scoped, "a zone-scoped address (with %zone) cannot be validated by a CA"),
     (lambda name: len(name) > MAX_NAME_LENGTH, f"longer than {MAX_NAME_LENGTH} characters"),
     (lambda name: not name.isascii(), "not ASCII: use its punycode (xn--) form"),
 )
@@ -64,17 +86,32 @@ def _shape_problem(name: str) -> str | None:
 
 
 def normalize_domain(domain: t.Any, cert_name: str | None = None) -> str:
-    """Return ``domain`` lower-cased without one trailing dot; ConfigError if HTTP-01 cannot validate it."""
+    """Return ``domain`` in its normal form; ConfigError if HTTP-01 cannot validate it.
+
+    A DNS name is lower-cased without one trailing dot. An IP address becomes the
+    textual form RFC 8738 section 3 asks for (RFC 1123 for IPv4, RFC 5952 section 4
+    for IPv6: lower case, zeros compressed, no brackets), which is also how the
+    certificate's iPAddress SANs are read back (``_pem``).
+    """
     if not isinstance(domain, str):
         raise _bad(str(domain), "not a string", cert_name)
     name = domain.lower()
     if name.endswith(".") and not name.endswith(".."):
         name = name[:-1]
     why = _shape_problem(name)
-    if why is None:
+    address = _parse_ip(name) if why is None else None
+    if address is not None:
+        why = _ip_problem(address)
+        name = str(address)
+    elif why is None:
         labels = name.split(".")
-        if len(labels) < 2:
+        if ":" in name:
+            why = "not a valid IP address (and a DNS name has no ':')"
+        elif len(labels) < 2:
             why = "needs at least two labels (a public DNS name)"
+        elif labels[-1].isdigit():
+            # RFC 3696 section 2: no top-level domain is all-numeric, so this was meant as an address.
+            why = "not a valid IP address (and a DNS name cannot end in an all-numeric label)"
         else:
             why = next((p for p in map(_label_problem, labels) if p), None)
     if why:
@@ -82,8 +119,18 @@ def normalize_domain(domain: t.Any, cert_name: str | None = None) -> str:
     return name
 
 
+def is_ip_address(name: str) -> bool:
+    """Whether a normalised name (normalize_domain) is an IP address rather than a DNS name."""
+    return _parse_ip(name) is not None
+
+
+def identifier(name: str) -> dict[str, str]:
+    """The ACME identifier of a normalised name: type ``ip`` (RFC 8738 section 3) or ``dns``."""
+    return {"type": "ip" if is_ip_address(name) else "dns", "value": name}
+
+
 def normalize_domains(domains: t.Iterable[t.Any], cert_name: str | None = None) -> list[str]:
-    """Normalise every domain, drop duplicates, keep the order asked (the first is the CN)."""
+    """Normalise every domain, drop duplicates, keep the order asked (the first DNS name is the CN)."""
     result: list[str] = []
     for domain in domains:
         name = normalize_domain(domain, cert_name)

@@ -15,6 +15,7 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
+import ipaddress
 import itertools
 import json
 import random
@@ -81,6 +82,7 @@ class Authz:
     challenge_status: str = "pending"
     polls_left: int = 1
     error: dict[str, t.Any] | None = None
+    kind: str = "dns"  # the identifier type: dns, or ip (RFC 8738)
 
 
 @dataclass
@@ -94,6 +96,7 @@ class Order:
     polls_left: int = 1
     replaces: str | None = None
     profile: str | None = None
+    ips: list[str] = field(default_factory=list)  # the domains ordered as type "ip"
 
 
 @dataclass
@@ -314,6 +317,8 @@ class FakeAcme:
             return self._problem(url, 429, "rateLimited", "too many certificates already issued",
                                  headers={"Retry-After": self.retry_after})
         domains = [i["value"] for i in payload["identifiers"]]
+        ips = [i["value"] for i in payload["identifiers"] if i["type"] == "ip"]
+        assert all(i["type"] in ("dns", "ip") for i in payload["identifiers"]), payload
         rejected = [d for d in domains if d in self.reject_domains]
         if rejected:
             subs = [{"type": ERR + "rejectedIdentifier", "detail": "policy forbids", "identifier": {"type": "dns", "value": d}}
@@ -326,11 +331,11 @@ class FakeAcme:
         order_id = self._id()
         authzs = []
         for domain in domains:
-            authz = Authz(url=f"{BASE}/authz/{self._id()}", domain=domain)
+            authz = Authz(url=f"{BASE}/authz/{self._id()}", domain=domain, kind="ip" if domain in ips else "dns")
             self._authz[authz.url] = authz
             authzs.append(authz.url)
         order = Order(f"{BASE}/order/{order_id}", kid, domains, authzs, replaces=payload.get("replaces"),
-                      profile=payload.get("profile"))
+                      profile=payload.get("profile"), ips=ips)
         self._orders[order.url] = order
         self.orders.append(order)
         return self._reply(url, 201, self._order_body(order), {"Location": order.url})
@@ -341,7 +346,7 @@ class FakeAcme:
         if any(self._authz[a].status == "invalid" for a in order.authzs):
             order.status = "invalid"
         body: dict[str, t.Any] = {
-            "status": order.status, "identifiers": [{"type": "dns", "value": d} for d in order.domains],
+            "status": order.status, "identifiers": [{"type": "ip" if d in order.ips else "dns", "value": d} for d in order.domains],
             "authorizations": order.authzs, "finalize": order.url.replace("/order/", "/finalize/"),
         }
         if order.cert_url:
@@ -354,7 +359,7 @@ class FakeAcme:
         if authz.error:
             challenge["error"] = authz.error
         dns01 = {"type": "dns-01", "url": authz.url + "/dns", "token": "x", "status": "pending"}
-        return {"status": authz.status, "identifier": {"type": "dns", "value": authz.domain},
+        return {"status": authz.status, "identifier": {"type": authz.kind, "value": authz.domain},
                 "challenges": [dns01, challenge]}
 
     def _authz_post(self, url: str, payload: t.Any, kid: str) -> Response:
@@ -395,15 +400,20 @@ class FakeAcme:
         if self._order_body(order)["status"] != "ready":
             return self._problem(url, 403, "orderNotReady", f"order is {order.status}")
         csr = x509.load_der_x509_csr(unb64u(payload["csr"]))
-        sans = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
-        assert sorted(sans) == sorted(order.domains), (sans, order.domains)
+        san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        dns = [d for d in order.domains if d not in order.ips]
+        assert sorted(san.get_values_for_type(x509.DNSName)) == sorted(dns), (san, order.domains)
+        assert sorted(str(a) for a in san.get_values_for_type(x509.IPAddress)) == sorted(order.ips), (san, order.ips)
         assert csr.is_signature_valid
+        # As Let's Encrypt: the CN is the first DNS name, and a certificate for addresses only has none.
+        subject = _name(dns[0]) if dns else x509.Name([])
+        sans = [x509.DNSName(d) for d in dns] + [x509.IPAddress(ipaddress.ip_address(a)) for a in order.ips]
         now = dt.datetime.now(dt.timezone.utc)
         leaf = (
-            x509.CertificateBuilder().subject_name(_name(order.domains[0])).issuer_name(self.inter.subject)
+            x509.CertificateBuilder().subject_name(subject).issuer_name(self.inter.subject)
             .public_key(csr.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=1)).not_valid_after(now + dt.timedelta(days=self.validity_days))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(d) for d in order.domains]), critical=False)
+            .add_extension(x509.SubjectAlternativeName(sans), critical=not dns)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.inter_key.public_key()), critical=False)
             .sign(self.inter_key, hashes.SHA256())
         )
