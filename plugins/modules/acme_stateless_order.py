@@ -278,6 +278,12 @@ certificates:
       description: The ACME profile recorded in the file now (null when none is).
       type: str
       sample: tlsserver
+    replaces:
+      description:
+        - The ARI certificate identifier (RFC 9773) of the certificate that the new order replaces, as the
+          CA's order names it; null when nothing was ordered, the CA has no ARI, or the CA refused it.
+      type: str
+      sample: aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE
     changed:
       description: Whether the file changed (or would, in check mode).
       type: bool
@@ -368,6 +374,11 @@ profile:
   returned: when O(domains) is used
   type: str
   sample: shortlived
+replaces:
+  description: The ARI identifier of the certificate the new order replaced (see RV(certificates[].replaces)).
+  returned: when O(domains) is used
+  type: str
+  sample: aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib

@@ -91,11 +91,12 @@ class CertResult:
     info: CertInfo | None = None
     previous: CertInfo | None = None  # what the file held before this run (for the diff)
     profile: str | None = None  # the profile recorded in the file now
+    replaces: str | None = None  # the certID (RFC 9773) the new order replaced
 
     def as_dict(self, now: dt.datetime | None = None) -> dict[str, t.Any]:
         result: dict[str, t.Any] = {
             "name": self.name, "domains": self.domains, "path": self.path, "action": self.action,
-            "reason": self.reason, "changed": self.changed, "profile": self.profile,
+            "reason": self.reason, "changed": self.changed, "profile": self.profile, "replaces": self.replaces,
             "serial": None, "not_before": None, "not_after": None, "days_left": None, "issuer": None,
         }
         if self.info is not None:
@@ -225,7 +226,7 @@ class Issuer:
         bundle = parse_bundle(data)
         check_bundle(bundle, spec.domains)  # never write what HAProxy must not load
         atomic_write(result.path, data, self.options.mode, self.options.owner, self.options.group)
-        result.info, result.changed, result.profile = bundle.info(), True, spec.profile
+        result.info, result.changed, result.profile, result.replaces = bundle.info(), True, spec.profile, issued.replaces
         result.action = "renewed" if plan.existed else "issued"
         if issued.note:
             result.reason = f"{result.reason}; {issued.note}"

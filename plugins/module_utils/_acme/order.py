@@ -184,9 +184,11 @@ def place_order(
 
 @dataclass
 class Issued:
-    """The PEM chain (leaf first) and, when ``replaces`` had to be dropped, why."""
+    """The PEM chain (leaf first); the certID the order replaces, as the CA's order object
+    names it; and, when ``replaces`` had to be dropped, why."""
 
     chain: bytes
+    replaces: str | None = None
     note: str | None = None
 
 
@@ -204,5 +206,8 @@ def issue(
     """Order, validate, finalize and download one certificate."""
     flow = OrderFlow(client, poller, **context)
     note = place_order(flow, domains, replaces, profile)
+    # RFC 9773 section 5: the order object carries "replaces" back; older CAs may not echo it.
+    replaced = flow.data.get("replaces") or (None if note else replaces)
     flow.authorize()
-    return Issued(flow.download(flow.finalize(key, domains), preferred_chain), note)
+    chain = flow.download(flow.finalize(key, domains), preferred_chain)
+    return Issued(chain, str(replaced) if replaced else None, note)

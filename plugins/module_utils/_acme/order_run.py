@@ -23,7 +23,7 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import Ce
 
 # Fields of the single certificate's entry repeated at the top level of the result.
 TOP_LEVEL = ("name", "domains", "path", "action", "reason", "serial", "not_before", "not_after", "days_left", "issuer",
-             "profile")
+             "profile", "replaces")
 
 
 def _spec(entry: t.Mapping[str, t.Any], key_type: str, profile: str | None) -> CertSpec:

@@ -116,6 +116,7 @@ def test_ari_window_renews_with_replaces(env: Env) -> None:
     results = env.run([spec("a"), spec("b")], use_ari=True)
     assert results["a"].action == "renewed" and "renewal window (ARI)" in results["a"].reason
     assert ari.cert_id(old_a) in [o.replaces for o in env.fake.orders]
+    assert results["a"].replaces == ari.cert_id(old_a)
     assert env.fake.count("/renewal-info/") == 2
 
 
@@ -124,7 +125,7 @@ def test_ari_replaces_refused_falls_back_to_a_plain_order(env: Env) -> None:
     env.fake.renewal_info, env.fake.reject_replaces = True, True
     result = env.run([spec("a")], use_ari=True, force=True)["a"]
     assert result.action == "renewed", result.msg
-    assert env.fake.orders[-1].replaces is None
+    assert env.fake.orders[-1].replaces is None and result.replaces is None
 
 
 @pytest.mark.parametrize(("status", "kind", "detail"), [
