@@ -156,8 +156,11 @@ options:
   verify_address:
     description:
       - C(host:port) of an HTTPS listener of this HAProxy. After the push, a TLS handshake with
-        the certificate's first name as SNI must return the new serial.
+        the certificate's first DNS name as SNI must return the new serial.
       - A wildcard name is asked as C(tlsops-verify.<domain>).
+      - A certificate for IP addresses only is asked for without SNI (RFC 6066 allows no address
+        there), so give the address bind that serves it by default (the haproxy role's
+        C(haproxy_ip_certificates)).
     type: str
   bufsize:
     description:

@@ -193,7 +193,9 @@ def test_parse_mode_refuses(mode: t.Any) -> None:
 
 @pytest.mark.parametrize(
     ("domains", "sni"),
-    [(["a.test", "b.test"], "a.test"), (["*.a.test"], "tlsops-verify.a.test"), ([], None)],
+    [(["a.test", "b.test"], "a.test"), (["*.a.test"], "tlsops-verify.a.test"), ([], None),
+     # the first DNS name even after an address; addresses only: the first one (asked without SNI)
+     (["192.0.2.7", "a.test"], "a.test"), (["127.0.0.1", "::1"], "127.0.0.1"), (["::1"], "::1")],
 )
 def test_sni_for(domains: list[str], sni: str | None) -> None:
     assert sni_for(domains) == sni
