@@ -75,6 +75,30 @@ stage_integration() {
   "$py" -m pytest -q -p no:cacheprovider -m "not nodes" tests/integration
 }
 
+# The ACME tests again against a newer pebble than the system one: a Debian suite's
+# build, fetched into a cache by scripts/fetch-pebbles.sh (never installed), chosen
+# with TLSOPS_LAB_PEBBLE. The modules, the acme_* targets and every test_acme_*,
+# test_profiles* and test_todays_cas test file.
+acme_on_pebble() {
+  local suite=$1 series=$2 f files=()
+  scripts/fetch-pebbles.sh "$suite:$series" || return 1
+  for f in tests/integration/test_acme_*.py tests/integration/test_profiles*.py tests/integration/test_todays_cas.py; do
+    [ -f "$f" ] && files+=("$f")
+  done
+  TLSOPS_LAB_PEBBLE=$series "$py" -m pytest -q -p no:cacheprovider -m "not nodes" "${files[@]}" \
+    tests/integration/test_targets.py -k "not test_target or test_target[acme_"
+}
+
+# Debian 13's pebble: ARI (renewalInfo, replaces), no profiles.
+stage_pebble_2_6() {
+  acme_on_pebble trixie 2.6
+}
+
+# Debian sid's pebble: ARI, profiles, ARI overrides through the management API.
+stage_pebble_2_10() {
+  acme_on_pebble sid 2.10
+}
+
 stage_nodes() {
   "$py" tests/lab/nodes/nodes.py gc >/dev/null 2>&1 || true
   "$py" -m pytest -q -p no:cacheprovider -m nodes tests/integration
@@ -118,7 +142,7 @@ stage_trixie_lab() {
   "$py" -m tests.lab.nodes.lab_in_node
 }
 
-all_stages=(lint unit unit_distro sanity integration nodes molecule other_release trixie_lab)
+all_stages=(lint unit unit_distro sanity integration pebble_2_6 pebble_2_10 nodes molecule other_release trixie_lab)
 stages=("$@")
 [ ${#stages[@]} -gt 0 ] || stages=("${all_stages[@]}")
 
