@@ -169,7 +169,8 @@ def test_bad_nonce_exhausted(make_lab: t.Callable[..., Lab], cert_dir: Path, tmp
 
 
 @pytest.mark.parametrize(("domain", "why"), [
-    ("", "empty"), ("bad name.example", "whitespace"), ("*.example.net", "wildcards"), ("192.0.2.7", "IP address"),
+    ("", "empty"), ("bad name.example", "whitespace"), ("*.example.net", "wildcards"), ("fe80::1%eth0", "zone-scoped address"),
+    ("192.0.2.07", "not a valid IP address"),
     ("a" * 64 + ".example", "longer than 63"), (".".join(["abcdefghi"] * 26), "longer than 253"),
     ("-x.example", "inner hyphens"),
 ])
