@@ -67,12 +67,12 @@ def copy_tree(node: nodes.Node, root: Path = ROOT) -> int:
     dest.mkdir(parents=True)
     copied = 0
     for name in working_tree_files(root):
-        source = root / name
-        if not source.exists() and not source.is_symlink():
-            continue  # deleted in the working tree, not yet in the index
         target = dest / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, target, follow_symlinks=False)
+        try:
+            shutil.copy2(root / name, target, follow_symlinks=False)
+        except FileNotFoundError:
+            continue  # deleted in the working tree, not yet in the index
         copied += 1
     link = dest / "build/collections/ansible_collections/tlsops/haproxy_acme"
     link.parent.mkdir(parents=True)
@@ -111,6 +111,9 @@ def run(name: str, state_dir: Path, pytest_args: list[str], timeout: float) -> i
         return node_shell(node, shlex.join(command), timeout=timeout, capture=False)
     except nodes.NodesError as exc:
         print(f"lab node: error: {exc}", file=sys.stderr)
+        return 1
+    except subprocess.TimeoutExpired as exc:
+        print(f"lab node: error: timed out after {exc.timeout:.0f}s in the node", file=sys.stderr)
         return 1
     finally:
         nodes.down(state_dir)
