@@ -39,16 +39,26 @@ extends_documentation_fragment:
 options:
   domains:
     description:
-      - The DNS names of one certificate. The first is also its common name.
-      - Names are lower-cased and one trailing dot is removed. Wildcards and IP addresses are refused
-        (HTTP-01 cannot validate them).
+      - The DNS names and IP addresses of one certificate.
+      - Names are lower-cased and one trailing dot is removed. An IPv4 or IPv6 address is ordered as an
+        RFC 8738 C(ip) identifier and written in its RFC 5952 form (lower case, zeros compressed, C([...])
+        brackets dropped), which is how RV(certificates[].domains) reports it.
+      - The first DNS name is also the common name; an address never is, and a certificate for addresses
+        only has none.
+      - Refused before anything is sent are wildcards (HTTP-01 cannot validate them), zone-scoped addresses
+        (C(fe80::1%eth0)), IPv4-mapped IPv6 addresses (give the IPv4 address), and unspecified and multicast
+        addresses.
+      - The CA validates an address on port 80 of that address. Clients of C(https://<address>/) send no
+        SNI; see the C(haproxy_ip_certificates) variable of the P(tlsops.haproxy_acme.haproxy#role) role.
+        Let's Encrypt issues address certificates only with the V(shortlived) O(profile).
       - Mutually exclusive with O(certificates).
     type: list
     elements: str
   name:
     description:
       - The certificate's name; the file is C(<cert_dir>/<name>.pem). Defaults to the first domain.
-      - Letters, digits and C(. _ - @ + =) only; no slash, no leading dot.
+      - Letters, digits and C(. _ - @ + =) only; no slash, no leading dot. Give one for an IPv6 address
+        (a certificate name has no colon).
     type: str
   certificates:
     description:
@@ -61,7 +71,7 @@ options:
         description: The certificate's name; defaults to its first domain.
         type: str
       domains:
-        description: Its DNS names.
+        description: Its DNS names and IP addresses, as O(domains).
         type: list
         elements: str
         required: true

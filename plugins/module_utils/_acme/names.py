@@ -145,9 +145,10 @@ def normalize_domains(domains: t.Iterable[t.Any], cert_name: str | None = None) 
 def check_cert_name(name: t.Any) -> str:
     """Return ``name`` if it is safe as a file name and a HAProxy certificate name."""
     if not isinstance(name, str) or not _CERT_NAME.match(name) or len(name) > 200:
+        hint = "; an IPv6 address needs a name of its own" if isinstance(name, str) and ":" in name else ""
         raise ConfigError(
             f"invalid certificate name {name!r}: use letters, digits and . _ - @ + = "
-            "(no slash, no leading dot, no whitespace)",
+            f"(no slash, no leading dot, no whitespace){hint}",
             certificate=str(name),
         )
     if name.endswith(".pem"):
