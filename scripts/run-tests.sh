@@ -78,11 +78,12 @@ stage_integration() {
 # The ACME tests again against a newer pebble than the system one: a Debian suite's
 # build, fetched into a cache by scripts/fetch-pebbles.sh (never installed), chosen
 # with TLSOPS_LAB_PEBBLE. The modules, the acme_* targets and every test_acme_*,
-# test_profiles* and test_todays_cas test file.
+# test_profiles*, test_todays_cas and test_ip_certificates test file.
 acme_on_pebble() {
   local suite=$1 series=$2 f files=()
   scripts/fetch-pebbles.sh "$suite:$series" || return 1
-  for f in tests/integration/test_acme_*.py tests/integration/test_profiles*.py tests/integration/test_todays_cas.py; do
+  for f in tests/integration/test_acme_*.py tests/integration/test_profiles*.py tests/integration/test_todays_cas.py \
+      tests/integration/test_ip_certificates.py; do
     [ -f "$f" ] && files+=("$f")
   done
   TLSOPS_LAB_PEBBLE=$series "$py" -m pytest -q -p no:cacheprovider -m "not nodes" "${files[@]}" \
