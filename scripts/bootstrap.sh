@@ -10,7 +10,7 @@ root=$(pwd)
 apt_packages=(haproxy pebble socat openssl curl ca-certificates python3-venv python3-pip
   systemd-container debootstrap iproute2 wrk rsync git make
   openssh-client util-linux
-  python3-cryptography python3-requests python3-pytest)
+  python3-cryptography python3-requests python3-pytest python3-hypothesis)
 
 missing=()
 for pkg in "${apt_packages[@]}"; do
@@ -42,7 +42,7 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; th
   "$python" -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
   .venv/bin/pip install -q --disable-pip-version-check -r requirements/dev.txt 2>&1 | grep -v '^WARNING: Location' || true
-  .venv/bin/python -c 'import ansible, cryptography, requests, pytest' 
+  .venv/bin/python -c 'import ansible, cryptography, requests, pytest, hypothesis'
   echo "$want" > "$stamp"
 fi
 
