@@ -55,6 +55,17 @@ class AcmeNetworkError(AcmeError):
     """The ACME server could not be reached or did not answer in time."""
 
 
+class AcmeUnreachable(AcmeNetworkError):
+    """The ACME server has answered nothing for the whole retry time: the rest of the run fails at once."""
+
+
+class AcmeReplyLost(AcmeNetworkError):
+    """A request that is not safe to repeat was sent, but its reply was lost (reset, timeout, cut short).
+
+    The caller reads the resource's state to learn whether the server acted on it.
+    """
+
+
 class AcmeProblem(AcmeError):
     """The ACME server answered with a problem document (RFC 8555 section 6.7)."""
 

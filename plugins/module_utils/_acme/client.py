@@ -28,6 +28,8 @@ class AcmeClient:
         self.directory_url = directory_url
         self.key = key
         self.transport = transport
+        if transport.server is None:
+            transport.server = directory_url  # how messages name the CA
         self.kid = kid
         self._directory: Directory | None = None
         self._lock = threading.Lock()
@@ -59,9 +61,14 @@ class AcmeClient:
     def thumbprint(self) -> str:
         return jws.thumbprint(self.account_key)
 
-    def post(self, url: str, payload: t.Any, accept: str | None = None, use_jwk: bool = False,
-             **context: t.Any) -> Response:
-        """A signed POST (RFC 8555 section 6.2); ``payload=None`` is a POST-as-GET (section 6.3)."""
+    def post(self, url: str, payload: t.Any, accept: str | None = None, use_jwk: bool = False, *,
+             replay_safe: bool = True, retry_server_errors: bool = True, **context: t.Any) -> Response:
+        """A signed POST (RFC 8555 section 6.2); ``payload=None`` is a POST-as-GET (section 6.3).
+
+        ``replay_safe=False`` for a request that must not simply be sent again when its reply
+        was lost (AcmeReplyLost then; see transport.py); ``retry_server_errors=False`` to take
+        a 5xx problem document as the answer.
+        """
         self._ensure_directory()  # the nonce URL and the JWS url come from it
         kid = None if use_jwk else self.kid
         key = self.account_key
@@ -69,7 +76,8 @@ class AcmeClient:
         def sign(nonce: str) -> dict[str, str]:
             return jws.sign(key, url, payload, nonce, kid)
 
-        return self.transport.post(url, sign, accept=accept, **context)
+        return self.transport.post(url, sign, accept=accept, replay_safe=replay_safe,
+                                   retry_server_errors=retry_server_errors, **context)
 
     def post_as_get(self, url: str, accept: str | None = None, **context: t.Any) -> Response:
         return self.post(url, None, accept=accept, **context)

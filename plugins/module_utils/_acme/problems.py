@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import typing as t
 
@@ -51,24 +52,41 @@ def describe(problem: t.Mapping[str, t.Any]) -> str:
     return text
 
 
+def utc_text(epoch: float) -> str:
+    """``2026-12-01T09:41:32Z`` for seconds since the epoch."""
+    return dt.datetime.fromtimestamp(int(epoch), dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def retry_note(retry_after: float | None, retry_at: float | None = None) -> str:
+    """`` (the server asks to retry after 60 s, at 2026-12-01T09:42:32Z)``, or '' without Retry-After."""
+    if retry_after is None:
+        return ""
+    when = f", at {utc_text(retry_at)}" if retry_at is not None else ""
+    return f" (the server asks to retry after {int(retry_after)} s{when})"
+
+
 def problem_error(
     status: int,
     content: bytes,
     url: str,
     retry_after: float | None = None,
+    retry_at: float | None = None,
     **context: t.Any,
 ) -> AcmeProblem:
-    """The exception for an ACME error response, with a message a user can act on."""
+    """The exception for an ACME error response, with a message a user can act on.
+
+    ``retry_at`` (seconds since the epoch) is when ``Retry-After`` allows the next try.
+    """
     problem = parse_problem(content)
+    if retry_at is not None:
+        context.setdefault("retry_at", utc_text(retry_at))
     if problem is None:
         body = content[:200].decode("utf-8", "replace").strip()
         return AcmeProblem(
-            f"ACME server answered HTTP {status} for {url}: {body or 'empty body'}",
+            f"ACME server answered HTTP {status} for {url}: {body or 'empty body'}{retry_note(retry_after, retry_at)}",
             status=status, retry_after=retry_after, url=url, **context,
         )
-    msg = f"ACME server error {describe(problem)}"
-    if retry_after is not None:
-        msg += f" (the server asks to retry after {int(retry_after)} s)"
+    msg = f"ACME server error {describe(problem)}{retry_note(retry_after, retry_at)}"
     subproblems = [s for s in problem.get("subproblems") or [] if isinstance(s, dict)]
     return AcmeProblem(
         msg,

@@ -7,6 +7,10 @@
 ``requests.Session``. It checks what a real CA checks (nonces, JWS signatures, kid vs
 jwk, account existence) and issues real certificates from a throw-away CA, so the
 client is exercised end to end without a network.
+
+Faults at the same seam (the knobs below ``profiles``): a reply lost after the request
+was processed, a connection reset before it was, a proxy's 503, a body cut short, a CA
+that is gone. Each raises what ``requests`` raises for it.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ import threading
 import typing as t
 from dataclasses import dataclass, field
 
+import requests
+import urllib3
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
@@ -117,6 +123,15 @@ class FakeAcme:
     # what a refused ``replaces`` gets: (HTTP status, problem type, detail)
     replaces_problem: tuple[int, str, str] = (409, "alreadyReplaced", "already replaced")
     profiles: dict[str, str] = field(default_factory=dict)  # meta.profiles: name -> description
+    # Faults. A dict maps a part of the URL ("/chall/", "/finalize/", "/new-order", "/nonce") to how
+    # many requests to hit; each hit counts down.
+    lose_reply: dict[str, int] = field(default_factory=dict)   # processed, then the connection resets
+    reset_before: dict[str, int] = field(default_factory=dict)  # the connection resets, nothing processed
+    truncate: dict[str, int] = field(default_factory=dict)  # processed, the body cut to half its Content-Length
+    unavailable: int = 0                 # percent of requests a proxy answers 503 (empty body), unprocessed
+    unavailable_retry_after: str | None = None
+    down: bool = False                   # connection refused, every request
+    down_after: int | None = None        # ... once this many requests were made
     requests: list[tuple[str, str]] = field(default_factory=list)
     orders: list[Order] = field(default_factory=list)
     accounts: dict[str, dict[str, t.Any]] = field(default_factory=dict)  # thumbprint -> account
@@ -192,13 +207,30 @@ class FakeAcme:
         assert timeout, "every HTTP call needs a timeout"
         with self._lock:
             self.requests.append((method, url))
-            if method == "GET":
-                return self._get(url)
-            if method == "HEAD" and url == f"{BASE}/nonce":
-                return self._reply(url, 200)
-            assert method == "POST", method
-            assert (headers or {}).get("Content-Type") == "application/jose+json"
-            return self._post(url, json.loads(t.cast(bytes, data)))
+            if self.down or (self.down_after is not None and len(self.requests) > self.down_after):
+                raise refused(url)
+            if _hit(self.reset_before, url):
+                raise reset()
+            if self.unavailable and self._rng.randrange(100) < self.unavailable:
+                retry = {"Retry-After": self.unavailable_retry_after} if self.unavailable_retry_after else {}
+                return Response(503, retry, b"", url)
+            response = self._dispatch(method, url, data, headers)
+            if _hit(self.lose_reply, url):
+                raise reset()
+            if _hit(self.truncate, url):
+                cut = response.content[: len(response.content) // 2]
+                return Response(response.status_code, {**response.headers, "Content-Length": str(len(response.content))},
+                                cut, url)
+            return response
+
+    def _dispatch(self, method: str, url: str, data: bytes | None, headers: dict[str, str] | None) -> Response:
+        if method == "GET":
+            return self._get(url)
+        if method == "HEAD" and url == f"{BASE}/nonce":
+            return self._reply(url, 200)
+        assert method == "POST", method
+        assert (headers or {}).get("Content-Type") == "application/jose+json"
+        return self._post(url, json.loads(t.cast(bytes, data)))
 
     def _get(self, url: str) -> Response:
         if url == DIRECTORY_URL:
@@ -382,8 +414,10 @@ class FakeAcme:
     def _challenge(self, url: str, payload: t.Any, kid: str) -> Response:
         authz = self._authz[url.replace("/chall/", "/authz/")]
         assert payload == {}, "a challenge is triggered with an empty object"
-        if authz.challenge_status == "pending":
-            authz.challenge_status = "processing"
+        if authz.challenge_status != "pending":  # as pebble and Boulder answer
+            return self._problem(url, 400, "malformed", f"Cannot update challenge with status "
+                                 f"{authz.challenge_status}, only status pending")
+        authz.challenge_status = "processing"
         return self._reply(url, 200, self._authz_body(authz)["challenges"][1])
 
     def _order_get(self, url: str, payload: t.Any, kid: str) -> Response:
@@ -429,6 +463,27 @@ class FakeAcme:
         if not url.endswith("/1"):
             headers["Link"] = f'<{url}/1>;rel="alternate", <{BASE}/dir>;rel="index"'
         return self._reply(url, 200, self._certs[url], headers)
+
+
+def _hit(faults: dict[str, int], url: str) -> bool:
+    """Count down the first fault whose URL part is in ``url``; whether one was left."""
+    for part, left in faults.items():
+        if part in url and left > 0:
+            faults[part] = left - 1
+            return True
+    return False
+
+
+def refused(url: str) -> requests.exceptions.ConnectionError:
+    """What requests raises when nothing listens: the request never left."""
+    reason = urllib3.exceptions.NewConnectionError(None, "Failed to establish a new connection: [Errno 111] Connection refused")
+    return requests.exceptions.ConnectionError(urllib3.exceptions.MaxRetryError(None, url, reason))
+
+
+def reset() -> requests.exceptions.ConnectionError:
+    """What requests raises when the connection resets after the request was written."""
+    return requests.exceptions.ConnectionError(
+        urllib3.exceptions.ProtocolError("Connection aborted.", ConnectionResetError(104, "Connection reset by peer")))
 
 
 def _key_from_jwk(jwk: dict[str, str]) -> t.Any:

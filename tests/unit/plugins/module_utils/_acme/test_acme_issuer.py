@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import stat
 import typing as t
 from pathlib import Path
@@ -257,7 +258,8 @@ def test_rate_limited_says_when(env: Env) -> None:
     env.fake.rate_limited = True
     result = env.run([spec("x")])["x"]
     assert result.action == "failed"
-    assert "rateLimited: too many certificates already issued (the server asks to retry after 3600 s)" in str(result.msg)
+    assert re.search(r"rateLimited: too many certificates already issued \(the server asks to retry after 3600 s, "
+                     r"at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\)$", str(result.msg)), result.msg
 
 
 def test_invalid_names_fail_alone_before_any_request(env: Env) -> None:
