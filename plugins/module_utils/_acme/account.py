@@ -109,8 +109,17 @@ def update_contact(client: AcmeClient, account: Account, contact: list[str]) -> 
 
 
 def deactivate(client: AcmeClient, account: Account) -> Account:
-    """Deactivate the account for good (section 7.3.6): the CA will refuse every later request."""
-    response = client.post(account.uri, {"status": "deactivated"})
+    """Deactivate the account for good (section 7.3.6): the CA will refuse every later request.
+
+    Sent again when its reply is lost; the CA then refuses the second one as coming from a
+    deactivated account, which is what was asked.
+    """
+    try:
+        response = client.post(account.uri, {"status": "deactivated"})
+    except AcmeProblem as exc:
+        if exc.short_type == "unauthorized" and "deactivated" in exc.detail.lower():
+            return Account(uri=account.uri, status="deactivated", contact=list(account.contact))
+        raise
     return Account.from_response(account.uri, response.json())
 
 

@@ -92,6 +92,7 @@ class CertResult:
     previous: CertInfo | None = None  # what the file held before this run (for the diff)
     profile: str | None = None  # the profile recorded in the file now
     replaces: str | None = None  # the certID (RFC 9773) the new order replaced
+    error: str | None = field(default=None, repr=False)  # msg without the certificate's name, to group failures
 
     def as_dict(self, now: dt.datetime | None = None) -> dict[str, t.Any]:
         result: dict[str, t.Any] = {
@@ -181,7 +182,7 @@ class Issuer:
         text = exc.msg if isinstance(exc, HaproxyAcmeError) else f"unexpected {type(exc).__name__}: {exc}"
         prefix = f"certificate {result.name!r} ({', '.join(result.domains) or 'no domains'})"
         result.action, result.changed = "failed", False
-        result.msg = f"{prefix}: {text}"
+        result.msg, result.error = f"{prefix}: {text}", text
         if not result.reason:
             result.reason = text
 
@@ -215,6 +216,8 @@ class Issuer:
 
     def _order(self, plan: _Plan) -> None:
         spec, result = plan.spec, plan.result
+        # Once the CA is known to be gone (transport.CaHealth), fail before any key is made.
+        self.client.transport.check_reachable()
         if spec.profile:
             profiles.check_offered(spec.profile, self.client.directory.meta, self.client.directory_url)
         self._account.get()

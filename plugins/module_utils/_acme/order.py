@@ -7,6 +7,15 @@ newOrder -> authorizations -> trigger http-01 -> wait for valid -> finalize with
 -> wait for valid -> download the chain (and alternates for ``preferred_chain``).
 The answer to each challenge is HAProxy's job (stateless, DESIGN.md): nothing to
 provision here.
+
+Replays are safe. Every POST-as-GET is simply sent again when its reply is lost. A
+newOrder is too: at worst the CA holds a second order that is never used. The two
+requests that change state and that a CA refuses to see twice, the challenge trigger
+("Cannot update challenge with status valid") and finalize ("orderNotReady"), are sent
+with ``replay_safe=False``: when the reply is lost, or the CA refuses a repetition, the
+resource's current state is read (POST-as-GET) and the flow goes on from it (the
+challenge is already ``processing`` or ``valid``, the order already ``processing`` or
+``valid`` with its certificate URL), sending again only what the CA has not received.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.transpor
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import (
     AcmeError,
     AcmeProblem,
+    AcmeReplyLost,
     AcmeValidationError,
 )
 
@@ -32,6 +42,9 @@ if t.TYPE_CHECKING:
     from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.jws import SigningKey
 
 CHALLENGE_TYPE = "http-01"
+# Rounds of "sent, reply lost (or refused), state read, still to do" before giving up;
+# each round is bounded in time by the transport.
+REPLAYS = 5
 
 
 def _is_settled(data: t.Mapping[str, t.Any]) -> bool:
@@ -63,7 +76,10 @@ class OrderFlow:
             payload["replaces"] = replaces
         if profile:
             payload["profile"] = profile
-        response = self.client.post(self.client.directory["newOrder"], payload, **self.context)
+        # Sent again when its reply is lost: a second order at worst, never used, harmless. A 5xx
+        # problem document refusing ``replaces`` is an answer (place_order), not an outage.
+        response = self.client.post(self.client.directory["newOrder"], payload,
+                                    retry_server_errors=not replaces, **self.context)
         if not response.location:
             raise AcmeError("the ACME server did not return the order URL (Location header)", **self.context)
         self.url = response.location
@@ -90,13 +106,32 @@ class OrderFlow:
             return None  # reused from an earlier order (section 7.1.4)
         if authz.get("status") != "pending":
             raise self._invalid(authz, domain)
-        challenge = next((c for c in authz.get("challenges", []) if c.get("type") == CHALLENGE_TYPE), None)
+        challenge = _http01(authz)
         if challenge is None:
             raise AcmeError(f"the CA offers no http-01 challenge for {domain}", domain=domain, **self.context)
         if challenge.get("status") == "pending":
-            # Section 7.5.1: an empty JSON object says "ready, go validate".
-            self.client.post(challenge["url"], {}, **self.context)
+            self._trigger(url, str(challenge["url"]), domain)
         return url
+
+    def _trigger(self, authz_url: str, challenge_url: str, domain: str) -> None:
+        """Section 7.5.1: an empty JSON object says "ready, go validate". Sent again only when
+        the authorization, read after a lost reply, shows the CA never got it."""
+        failure: AcmeError | None = None
+        for _ in range(REPLAYS):
+            try:
+                self.client.post(challenge_url, {}, replay_safe=False, **self.context)
+                return
+            except (AcmeReplyLost, AcmeProblem) as exc:
+                failure = exc  # a refusal may be the CA seeing it twice: the state says
+            authz = self._fetch_authz(authz_url).json()
+            challenge = _http01(authz) or {}
+            if authz.get("status") == "valid" or challenge.get("status") in ("processing", "valid"):
+                return  # the first one arrived
+            if authz.get("status") != "pending" or challenge.get("status") != "pending":
+                raise self._invalid(authz, domain)
+            if isinstance(failure, AcmeProblem):
+                raise failure  # refused, and still pending: a refusal indeed
+        raise t.cast(AcmeError, failure)
 
     def _invalid(self, authz: t.Mapping[str, t.Any], domain: str) -> AcmeError:
         """The error of an authorization that failed, with the challenge's own error (section 7.1.6)."""
@@ -124,18 +159,37 @@ class OrderFlow:
     # ------------------------------------------------------------ finalize, download
 
     def finalize(self, key: SigningKey, domains: t.Sequence[str]) -> str:
-        """Send the CSR (section 7.4), wait for ``valid``; the certificate URL."""
+        """Send the CSR (section 7.4), wait for ``valid``; the certificate URL.
+
+        One CSR for every try. When the reply is lost, or the CA answers orderNotReady, the
+        order is read: ``processing`` or ``valid`` means the CA has it (wait, then take its
+        certificate URL); ``pending`` means the authorizations have not caught up (wait);
+        ``ready`` means the CSR never arrived (send it again).
+        """
         if self.data.get("status") == "pending":
             self._wait_order()
-        try:
-            response = self.client.post(self.data["finalize"], {"csr": csr_b64(key, domains)}, **self.context)
-        except AcmeProblem as exc:
-            if exc.short_type != "orderNotReady":
-                raise
-            # Our authorizations are valid but the order has not caught up yet: wait and retry once.
-            self._wait_order()
-            response = self.client.post(self.data["finalize"], {"csr": csr_b64(key, domains)}, **self.context)
-        self.data = response.json()
+        payload = {"csr": csr_b64(key, domains)}
+        response: Response | None = None
+        failure: AcmeError | None = None
+        for _ in range(REPLAYS):
+            if self.data.get("status") in ("processing", "valid"):
+                break
+            if self.data.get("status") not in ("ready", "pending"):
+                break  # invalid: reported below
+            try:
+                response = self.client.post(self.data["finalize"], payload, replay_safe=False, **self.context)
+            except AcmeReplyLost as exc:
+                failure = exc
+            except AcmeProblem as exc:
+                if exc.short_type != "orderNotReady":
+                    raise
+                failure = exc
+            else:
+                self.data = response.json()
+                break
+            self._wait_order()  # what became of it; settles a pending order first
+        else:
+            raise t.cast(AcmeError, failure)
         if self.data.get("status") != "valid":
             self._wait_order(first=response)  # honours its Retry-After
         if self.data.get("status") != "valid" or not self.data.get("certificate"):
@@ -154,6 +208,11 @@ class OrderFlow:
             if chains.matches(candidate, preferred_chain):
                 return candidate
         return response.content  # as certbot does: the default chain when none matches
+
+
+def _http01(authz: t.Mapping[str, t.Any]) -> dict[str, t.Any] | None:
+    return next((c for c in authz.get("challenges", []) if isinstance(c, dict) and c.get("type") == CHALLENGE_TYPE),
+                None)
 
 
 def _transient(exc: AcmeProblem) -> bool:

@@ -26,44 +26,72 @@ TOP_LEVEL = ("name", "domains", "path", "action", "reason", "serial", "not_befor
              "profile", "replaces")
 
 
-def _spec(entry: t.Mapping[str, t.Any], key_type: str, profile: str | None) -> CertSpec:
-    domains = entry.get("domains") or []
+def _spec(entry: t.Any, key_type: str, profile: str | None, where: str) -> CertSpec:
+    """One certificate as asked; ``where`` names it in a message (``certificates[2]``, ``domains``)."""
+    if not isinstance(entry, t.Mapping):
+        raise ConfigError(f"{where} must be a mapping {{name, domains}}, not {entry!r}")
+    domains = entry.get("domains")
     if isinstance(domains, str):
         domains = [domains]
+    if domains is not None and not isinstance(domains, (list, tuple)):
+        raise ConfigError(f"{where}: domains must be a list of DNS names or IP addresses, not {domains!r}")
+    domains = list(domains or [])
     name = entry.get("name") or (str(domains[0]).lower().rstrip(".") if domains else "")
-    return CertSpec(name=str(name), domains=list(domains), key_type=entry.get("key_type") or key_type,
+    if not name:  # neither a name nor a domain: nothing to name the certificate by
+        what = "domains is empty" if where == "domains" else f"{where} has no name and no domains"
+        raise ConfigError(f"{what}: give at least one DNS name or IP address")
+    return CertSpec(name=str(name), domains=domains, key_type=entry.get("key_type") or key_type,
                     profile=entry.get("profile") or profile)
 
 
 def specs_from_params(params: t.Mapping[str, t.Any]) -> list[CertSpec]:
     key_type = params.get("key_type") or "ec256"
     profile = params.get("profile") or None
-    if params.get("certificates"):
-        specs = [_spec(entry, key_type, profile) for entry in params["certificates"]]
-        names = [s.name for s in specs]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ConfigError(f"certificate names must be unique; repeated: {', '.join(duplicates)}")
-        return specs
-    return [_spec(params, key_type, profile)]
+    certificates = params.get("certificates")
+    if certificates is None:
+        return [_spec(params, key_type, profile, "domains")]
+    if not isinstance(certificates, (list, tuple)):
+        raise ConfigError(f"certificates must be a list of {{name, domains}}, not {certificates!r}")
+    if not certificates:
+        raise ConfigError("certificates is empty: give at least one {name, domains}")
+    specs = [_spec(entry, key_type, profile, f"certificates[{index}]") for index, entry in enumerate(certificates)]
+    names = [s.name for s in specs]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigError(f"certificate names must be unique; repeated: {', '.join(duplicates)}")
+    return specs
+
+
+def _number(params: t.Mapping[str, t.Any], key: str, default: float | None, what: str) -> float | None:
+    """``params[key]`` as a number (``default`` when unset); ConfigError naming the option otherwise."""
+    value = params.get(key)
+    if value is None:
+        return default
+    try:
+        if isinstance(value, bool):
+            raise ValueError(value)
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} must be {what}, not {value!r}") from None
 
 
 def options_from_params(params: t.Mapping[str, t.Any], check_mode: bool) -> Options:
-    concurrency = int(4 if params.get("concurrency") is None else params["concurrency"])
-    if not 1 <= concurrency <= MAX_CONCURRENCY:
-        raise ConfigError(f"concurrency must be between 1 and {MAX_CONCURRENCY}")
-    poll_timeout = float(params.get("poll_timeout") or 120)
-    remaining = params.get("remaining_days")
-    remaining_days = None if remaining is None else float(remaining)
-    if poll_timeout <= 0 or (remaining_days is not None and remaining_days < 0):
-        raise ConfigError("poll_timeout must be positive and remaining_days not negative")
+    concurrency = _number(params, "concurrency", 4, f"a whole number from 1 to {MAX_CONCURRENCY}")
+    if concurrency is None or concurrency != int(concurrency) or not 1 <= concurrency <= MAX_CONCURRENCY:
+        raise ConfigError(f"concurrency must be a whole number from 1 to {MAX_CONCURRENCY}, not {params['concurrency']!r}")
+    poll_timeout = _number(params, "poll_timeout", 120.0, "a positive number of seconds")
+    if poll_timeout is None or poll_timeout <= 0:
+        raise ConfigError(f"poll_timeout must be a positive number of seconds, not {params['poll_timeout']!r}")
+    remaining_days = _number(params, "remaining_days", None, "a number of days, or null for the lifetime rule")
+    if remaining_days is not None and remaining_days < 0:
+        raise ConfigError(f"remaining_days must not be negative (null: the lifetime rule), not {params['remaining_days']!r}")
     if not params.get("cert_dir"):
         raise ConfigError("cert_dir is required")
     return Options(
         cert_dir=str(params["cert_dir"]), remaining_days=remaining_days, force=bool(params.get("force")),
         reuse_key=bool(params.get("reuse_key")), preferred_chain=params.get("preferred_chain") or None,
         owner=params.get("owner"), group=params.get("group"), mode=parse_mode(params.get("mode", "0640")),
-        use_ari=bool(params.get("use_ari", True)), concurrency=concurrency, poll_timeout=poll_timeout,
+        use_ari=bool(params.get("use_ari", True)), concurrency=int(concurrency), poll_timeout=poll_timeout,
         check_mode=check_mode,
     )
 
@@ -95,12 +123,32 @@ def diff_of(results: t.Sequence[CertResult]) -> dict[str, t.Any]:
     return {"before": before, "after": after}
 
 
+NAMES_SHOWN = 5
+
+
+def _names(results: t.Sequence[CertResult]) -> str:
+    shown = ", ".join(repr(r.name) for r in results[:NAMES_SHOWN])
+    more = len(results) - NAMES_SHOWN
+    return f"certificates {shown}" + (f" and {more} more" if more > 0 else "")
+
+
 def failure_message(results: t.Sequence[CertResult]) -> str | None:
+    """One line for the run: certificates that failed for the same reason are named together,
+    so an outage reads as one message, not a thousand (each entry keeps its own ``msg``)."""
     failed = [r for r in results if r.action == "failed"]
     if not failed:
         return None
     head = f"{len(failed)} of {len(results)} certificates failed: " if len(results) > 1 else ""
-    return head + "; ".join(str(r.msg) for r in failed)
+    groups: dict[str, list[CertResult]] = {}
+    for result in failed:
+        groups.setdefault(result.error or str(result.msg), []).append(result)
+    parts: list[str] = []
+    for text, members in groups.items():
+        if len(members) == 1 or not members[0].error:
+            parts.extend(str(m.msg) for m in members)
+        else:
+            parts.append(f"{_names(members)}: {text}")
+    return head + "; ".join(parts)
 
 
 def run(params: t.Mapping[str, t.Any], check_mode: bool = False, session: t.Any = None) -> tuple[dict[str, t.Any], str | None]:
