@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import typing as t
+from urllib.parse import urlsplit
 
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import AcmeError, ConfigError
 
@@ -23,12 +24,31 @@ DEFAULT_DIRECTORY = "letsencrypt_test"
 REQUIRED = ("newNonce", "newAccount", "newOrder")
 
 
-def resolve_directory(value: str | None) -> str:
-    """Return the directory URL for an alias or a URL; ConfigError for anything else."""
+def _has_host(url: str) -> bool:
+    try:
+        return bool(urlsplit(url).hostname)
+    except ValueError:  # an unbalanced [ of an IPv6 address
+        return False
+
+
+def resolve_directory(value: t.Any) -> str:
+    """Return the directory URL for an alias or an https:// URL; ConfigError for anything else.
+
+    RFC 8555 section 6.1: ACME runs over HTTPS only, so an http:// directory is refused
+    before anything is sent (a directory fetched over plain HTTP could send the client anywhere).
+    """
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"the ACME directory must be an alias or an https:// URL, not {value!r}", directory=str(value))
     value = (value or DEFAULT_DIRECTORY).strip()
     if value in ALIASES:
         return ALIASES[value]
-    if value.startswith(("https://", "http://")) and len(value) > len("https://") and " " not in value:
+    if value.lower().startswith("http://"):
+        raise ConfigError(
+            f"ACME directory {value!r} is plain http://: RFC 8555 section 6.1 requires HTTPS; "
+            "give the CA's https:// directory URL",
+            directory=value,
+        )
+    if value.startswith("https://") and _has_host(value) and not any(c.isspace() for c in value):
         return value
     raise ConfigError(
         f"unknown ACME directory {value!r}: use one of {', '.join(sorted(ALIASES))} or an https:// URL",

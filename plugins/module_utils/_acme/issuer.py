@@ -180,7 +180,9 @@ class Issuer:
     def _fail(self, plan: _Plan, exc: BaseException) -> None:
         result = plan.result
         text = exc.msg if isinstance(exc, HaproxyAcmeError) else f"unexpected {type(exc).__name__}: {exc}"
-        prefix = f"certificate {result.name!r} ({', '.join(result.domains) or 'no domains'})"
+        # The one place a certificate's messages are prefixed with its name and domains (names.py,
+        # profiles.py leave it out); the domains as asked, so even one that is no string is shown.
+        prefix = f"certificate {result.name!r} ({', '.join(map(str, result.domains)) or 'no domains'})"
         result.action, result.changed = "failed", False
         result.msg, result.error = f"{prefix}: {text}", text
         if not result.reason:

@@ -27,8 +27,9 @@ _CERT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@+=-]*$")
 
 
 def _bad(domain: str, why: str, cert_name: str | None) -> ConfigError:
-    where = f"certificate {cert_name!r}: " if cert_name else ""
-    return ConfigError(f"{where}invalid domain {domain!r}: {why}", certificate=cert_name, domain=domain)
+    # The certificate goes into the context only: the issuer names it (and its domains)
+    # at the head of every message of that certificate, once.
+    return ConfigError(f"invalid domain {domain!r}: {why}", certificate=cert_name, domain=domain)
 
 
 def _label_problem(label: str) -> str | None:
@@ -137,8 +138,7 @@ def normalize_domains(domains: t.Iterable[t.Any], cert_name: str | None = None) 
         if name not in result:
             result.append(name)
     if not result:
-        where = f"certificate {cert_name!r}: " if cert_name else ""
-        raise ConfigError(f"{where}no domains given", certificate=cert_name)
+        raise ConfigError("no domains given", certificate=cert_name)
     return result
 
 

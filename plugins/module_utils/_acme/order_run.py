@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import math
 import typing as t
 
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme import account as acct
@@ -62,27 +63,34 @@ def specs_from_params(params: t.Mapping[str, t.Any]) -> list[CertSpec]:
     return specs
 
 
-def _number(params: t.Mapping[str, t.Any], key: str, default: float | None, what: str) -> float | None:
-    """``params[key]`` as a number (``default`` when unset); ConfigError naming the option otherwise."""
+def _number(params: t.Mapping[str, t.Any], key: str, what: str) -> float | None:
+    """``params[key]`` as a finite number, None when unset; ConfigError naming the option otherwise."""
     value = params.get(key)
     if value is None:
-        return default
+        return None
     try:
-        if isinstance(value, bool):
-            raise ValueError(value)
-        return float(value)
+        number = float(value) if not isinstance(value, bool) else math.nan
     except (TypeError, ValueError):
-        raise ConfigError(f"{key} must be {what}, not {value!r}") from None
+        number = math.nan
+    if not math.isfinite(number):
+        raise ConfigError(f"{key} must be {what}, not {value!r}")
+    return number
 
 
 def options_from_params(params: t.Mapping[str, t.Any], check_mode: bool) -> Options:
-    concurrency = _number(params, "concurrency", 4, f"a whole number from 1 to {MAX_CONCURRENCY}")
-    if concurrency is None or concurrency != int(concurrency) or not 1 <= concurrency <= MAX_CONCURRENCY:
-        raise ConfigError(f"concurrency must be a whole number from 1 to {MAX_CONCURRENCY}, not {params['concurrency']!r}")
-    poll_timeout = _number(params, "poll_timeout", 120.0, "a positive number of seconds")
-    if poll_timeout is None or poll_timeout <= 0:
-        raise ConfigError(f"poll_timeout must be a positive number of seconds, not {params['poll_timeout']!r}")
-    remaining_days = _number(params, "remaining_days", None, "a number of days, or null for the lifetime rule")
+    what = f"a whole number from 1 to {MAX_CONCURRENCY}"
+    concurrency = _number(params, "concurrency", what)
+    if concurrency is None:
+        concurrency = 4
+    elif concurrency != int(concurrency) or not 1 <= concurrency <= MAX_CONCURRENCY:
+        raise ConfigError(f"concurrency must be {what}, not {params['concurrency']!r}")
+    what = "a positive number of seconds"
+    poll_timeout = _number(params, "poll_timeout", what)
+    if poll_timeout is None:
+        poll_timeout = 120.0
+    elif poll_timeout <= 0:
+        raise ConfigError(f"poll_timeout must be {what}, not {params['poll_timeout']!r}")
+    remaining_days = _number(params, "remaining_days", "a number of days, or null for the lifetime rule")
     if remaining_days is not None and remaining_days < 0:
         raise ConfigError(f"remaining_days must not be negative (null: the lifetime rule), not {params['remaining_days']!r}")
     if not params.get("cert_dir"):

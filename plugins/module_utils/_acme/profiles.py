@@ -31,9 +31,8 @@ def check_name(profile: t.Any, cert_name: str | None = None) -> str | None:
     if profile is None or profile == "":
         return None
     if not isinstance(profile, str) or not _NAME.match(profile):
-        where = f"certificate {cert_name!r}: " if cert_name else ""
-        raise ConfigError(
-            f"{where}invalid profile {profile!r}: letters, digits, '.', '_' and '-', at most 64 characters",
+        raise ConfigError(  # the issuer puts the certificate's name before the message
+            f"invalid profile {profile!r}: letters, digits, '.', '_' and '-', at most 64 characters",
             certificate=cert_name,
         )
     return profile

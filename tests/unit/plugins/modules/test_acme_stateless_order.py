@@ -107,7 +107,7 @@ def test_unknown_directory_alias(fake: FakeAcme, capsys: pytest.CaptureFixture[s
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    ({"concurrency": 0}, "concurrency must be between 1 and 16"),
+    ({"concurrency": 0}, "concurrency must be a whole number from 1 to 16, not 0"),
     ({"mode": "rw-r-----"}, "invalid mode"),
     ({"certificates": [{"name": "a", "domains": ["a.example"]}, {"name": "a", "domains": ["b.example"]}]},
      "certificate names must be unique; repeated: a"),

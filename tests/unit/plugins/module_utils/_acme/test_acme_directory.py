@@ -34,6 +34,26 @@ def test_unknown_alias(bad: str) -> None:
     assert "letsencrypt_test" in info.value.msg
 
 
+@pytest.mark.parametrize("url", ["http://127.0.0.1:14000/dir", "HTTP://ca.example/dir", " http://ca.example/dir"])
+def test_plain_http_is_refused(url: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        d.resolve_directory(url)
+    assert info.value.msg == (f"ACME directory {url.strip()!r} is plain http://: RFC 8555 section 6.1 requires HTTPS; "
+                              "give the CA's https:// directory URL")
+
+
+@pytest.mark.parametrize("bad", ["https:///dir", "https://[::1/dir", "https://ca.example/a\tb"])
+def test_https_url_without_a_host_or_with_whitespace(bad: str) -> None:
+    with pytest.raises(ConfigError, match="unknown ACME directory"):
+        d.resolve_directory(bad)
+
+
+@pytest.mark.parametrize("bad", [42, ["letsencrypt"], {"url": "https://x"}])
+def test_directory_that_is_no_string(bad: object) -> None:
+    with pytest.raises(ConfigError, match="the ACME directory must be an alias or an https:// URL, not "):
+        d.resolve_directory(bad)
+
+
 def test_directory_object() -> None:
     data = {"newNonce": "n", "newAccount": "a", "newOrder": "o", "renewalInfo": "r",
             "meta": {"termsOfService": "tos", "externalAccountRequired": True}}

@@ -265,7 +265,7 @@ def test_rate_limited_says_when(env: Env) -> None:
 def test_invalid_names_fail_alone_before_any_request(env: Env) -> None:
     results = env.run([spec("w", "*.example.com"), spec("ip", "fe80::1%eth0"), spec("../x", "a.example"),
                        spec("fine")])
-    assert results["w"].msg == ("certificate 'w' (*.example.com): certificate 'w': invalid domain '*.example.com': "
+    assert results["w"].msg == ("certificate 'w' (*.example.com): invalid domain '*.example.com': "
                                 "wildcards cannot be validated with HTTP-01 (they need DNS-01)")
     assert "zone-scoped" in str(results["ip"].msg)
     assert "invalid certificate name" in str(results["../x"].msg)

@@ -101,7 +101,7 @@ def test_identifier(name: str, kind: str) -> None:
 def test_invalid_names(given: object, why: str) -> None:
     with pytest.raises(ConfigError, match=why) as info:
         names.normalize_domain(given, cert_name="web")
-    assert info.value.msg.startswith("certificate 'web': invalid domain")
+    assert info.value.msg.startswith("invalid domain ")  # the issuer adds the certificate's name, once
     assert info.value.context["certificate"] == "web"
 
 
@@ -112,7 +112,7 @@ def test_normalize_domains_dedupes_and_keeps_order() -> None:
 
 
 def test_normalize_domains_needs_one() -> None:
-    with pytest.raises(ConfigError, match="certificate 'x': no domains"):
+    with pytest.raises(ConfigError, match="^no domains given$"):
         names.normalize_domains([], "x")
 
 
