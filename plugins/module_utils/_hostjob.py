@@ -24,6 +24,7 @@ import json
 import sys
 import typing as t
 
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils import _lock
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import ConfigError, HaproxyAcmeError
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -69,6 +70,7 @@ def order_params(config: t.Mapping[str, t.Any], force: bool) -> dict[str, t.Any]
         "owner": config.get("owner"),
         "group": config.get("group"),
         "mode": config.get("mode", "0640"),
+        "lock_timeout": config.get("lock_timeout"),
     }
 
 
@@ -120,18 +122,21 @@ def run(config: t.Mapping[str, t.Any], force: bool = False, dry_run: bool = Fals
     from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme import order_run  # noqa: PLC0415
     from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy import cert_run  # noqa: PLC0415
 
-    ordered, order_failure = order_run.run(order_params(config, force), check_mode=dry_run)
-    certificates = ordered["certificates"]
-    # A dry run orders nothing, so only the bundles already on disk can be checked.
-    skip = ("failed", "issued", "renewed") if dry_run else ("failed",)
-    ready = [c["name"] for c in certificates if c["action"] not in skip]
-    served_by_path: dict[str, dict[str, t.Any]] = {}
-    deploy_failure = None
-    if ready:
-        deployed, deploy_failure, warnings = cert_run.run(deploy_params(config, ready), check_mode=dry_run)
-        served_by_path = {entry["path"]: entry for entry in deployed["certificates"]}
-        for warning in warnings:
-            out.write(f"warning: {warning}\n")
+    # One run at a time per certificate directory, across ordering and deploying: a
+    # playbook run on this host waits for the job, and the other way round (_lock.py).
+    with _lock.run_lock(str(config["cert_dir"]), config.get("lock_timeout"), enabled=not dry_run):
+        ordered, order_failure = order_run.run(order_params(config, force), check_mode=dry_run)
+        certificates = ordered["certificates"]
+        # A dry run orders nothing, so only the bundles already on disk can be checked.
+        skip = ("failed", "issued", "renewed") if dry_run else ("failed",)
+        ready = [c["name"] for c in certificates if c["action"] not in skip]
+        served_by_path: dict[str, dict[str, t.Any]] = {}
+        deploy_failure = None
+        if ready:
+            deployed, deploy_failure, warnings = cert_run.run(deploy_params(config, ready), check_mode=dry_run)
+            served_by_path = {entry["path"]: entry for entry in deployed["certificates"]}
+            for warning in warnings:
+                out.write(f"warning: {warning}\n")
     for cert in certificates:
         out.write(_line(cert, served_by_path.get(cert["path"])) + "\n")
     failed = order_failure is not None or deploy_failure is not None

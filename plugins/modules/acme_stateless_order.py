@@ -157,6 +157,14 @@ options:
         backs off up to 2 s between requests, or follows the CA's C(Retry-After).
     type: float
     default: 120
+  lock_timeout:
+    description:
+      - Seconds to wait for another run on the same O(cert_dir) to finish (the renewal timer's job on the host,
+        or another playbook), before this one fails with a message that says so.
+      - Runs on one certificate directory take turns through a lock file, C(<cert_dir>/.tlsops-haproxy-acme.lock),
+        which HAProxy's directory loader skips (a dotfile). Check mode takes no lock.
+    type: float
+    default: 300
   owner:
     description:
       - Owner of the certificate files (also applied to existing, unchanged files).
@@ -426,6 +434,7 @@ def argument_spec() -> dict[str, dict[str, object]]:
         preferred_chain={"type": "str"},
         concurrency={"type": "int", "default": 4},
         poll_timeout={"type": "float", "default": 120},
+        lock_timeout={"type": "float", "default": 300},
         owner={"type": "str"},
         group={"type": "str"},
         mode={"type": "raw", "default": "0640"},

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab.lab import Lab
+from tests.lab.lab import Lab, count_orders
 
 ROOT = Path(__file__).resolve().parents[2]
 DISTRO_PYTHON = "/usr/bin/python3"
@@ -103,3 +103,37 @@ def test_host_job_bad_config_exit_2(job_env: dict[str, str], tmp_path: Path) -> 
     assert proc.returncode == 2
     assert "missing directory, account_key_path, certificates, cert_dir, socket" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_the_job_and_a_playbook_run_take_turns(make_lab, job_env: dict[str, str], tmp_path: Path) -> None:
+    """The timer's job and acme_stateless_order (as site/renew run it on the host) start at once on
+    one certificate directory: one orders, the other waits for the lock and finds nothing due."""
+    lab: Lab = make_lab()
+    info = lab.info
+    assert info is not None
+    certificates = [{"name": f"turn{i}.example", "domains": [f"turn{i}.example"]} for i in range(5)]
+    common = {"directory": info.acme_directory, "ca_path": info.acme_ca_path,
+              "account_key_path": info.lab_account_key_path, "terms_agreed": True,
+              "certificates": certificates, "cert_dir": info.lab_cert_dir}
+    config = tmp_path / "renew.json"
+    config.write_text(json.dumps({"version": 1, **common, "crt_list": info.lab_cert_dir, "socket": info.lab_socket}))
+    module_args = tmp_path / "args.json"
+    module_args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": common}))
+    before = count_orders(lab.pebble_log())
+    python = DISTRO_PYTHON if Path(DISTRO_PYTHON).exists() else sys.executable
+    job = subprocess.Popen(
+        [python, "-c", "import sys; from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._hostjob import main; sys.exit(main())",
+         "--config", str(config)], env=job_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    module = subprocess.Popen(
+        [sys.executable, "-m", "ansible_collections.tlsops.haproxy_acme.plugins.modules.acme_stateless_order",
+         str(module_args)], env={**os.environ, "PYTHONPATH": str(ROOT / "build" / "collections")},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    job_out, _ = job.communicate(timeout=120)
+    module_out, _ = module.communicate(timeout=120)
+    assert job.returncode == 0, job_out
+    assert module.returncode == 0, module_out
+    actions = sorted(c["action"] for c in json.loads(module_out)["certificates"])
+    job_actions = sorted(line.split(": ")[1].split(" ")[0] for line in job_out.splitlines() if line.startswith("turn"))
+    # Whichever came first issued all five; the other found them valid.
+    assert sorted([actions, job_actions]) == [["issued"] * 5, ["unchanged"] * 5], (job_out, module_out)
+    assert count_orders(lab.pebble_log()) - before == 5

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import typing as t
 
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils import _lock
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme import account as acct
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.account_key import load_account_key
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.client import AcmeClient
@@ -165,7 +166,8 @@ def run(params: t.Mapping[str, t.Any], check_mode: bool = False, session: t.Any 
     specs = specs_from_params(params)
     client = client_from_params(params, pool_size=options.concurrency + 2, session=session)
     issuer = Issuer(client, _account_preparer(client, params), options)
-    results = issuer.run(specs)
+    with _lock.run_lock(options.cert_dir, params.get("lock_timeout"), enabled=not options.check_mode):
+        results = issuer.run(specs)
     now = issuer.clock_now()
     result: dict[str, t.Any] = {
         "changed": any(r.changed for r in results),

@@ -1,0 +1,102 @@
+# Copyright (c) tlsops.haproxy_acme contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""One run at a time per certificate directory: the host's timer job and a playbook.
+
+Both the renewal job (as the ACME user) and ``acme_stateless_order`` on the host (as
+root, from ``site`` or ``renew``) decide from and write ``<cert dir>/<name>.pem``. Two
+of them at once would both order what is due. ``held`` takes an exclusive ``flock`` on
+a dotfile in that directory (HAProxy's directory loader skips dotfiles), waiting a
+bounded time; the second run then finds the first one's certificates valid.
+
+The lock is re-entrant within a process, so the job can hold it across ordering and
+deploying while the ordering layer takes it again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import threading
+import time
+import typing as t
+
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import FileError
+
+LOCK_NAME = ".tlsops-haproxy-acme.lock"
+DEFAULT_TIMEOUT = 300.0
+_POLL = 0.05
+
+_held: dict[str, int] = {}
+_guard = threading.Lock()
+
+
+def lock_path(directory: str) -> str:
+    return os.path.join(directory, LOCK_NAME)
+
+
+def _open(path: str) -> int:
+    try:
+        # Read-only is enough for flock; 0640 in the setgid certificate directory lets
+        # the ACME user (group haproxy) and root share one file.
+        return os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o640)
+    except OSError as exc:
+        raise FileError(f"cannot open the lock file {path}: {exc.strerror}", path=path) from exc
+
+
+def _acquire(fd: int, path: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                raise FileError(f"cannot lock {path}: {exc.strerror}", path=path) from exc
+        if time.monotonic() >= deadline:
+            raise FileError(
+                f"another run holds the lock {path} (the renewal timer's job or a playbook); "
+                f"gave up after {timeout:g} s: run again once it has finished",
+                path=path,
+            )
+        time.sleep(_POLL)
+
+
+@contextlib.contextmanager
+def held(directory: str, timeout: float = DEFAULT_TIMEOUT) -> t.Iterator[None]:
+    """Hold the directory's run lock for the ``with`` block; FileError after ``timeout`` seconds."""
+    path = lock_path(os.path.abspath(directory))
+    with _guard:
+        if _held.get(path):
+            _held[path] += 1
+            fd = -1
+        else:
+            fd = _open(path)
+    if fd >= 0:
+        try:
+            _acquire(fd, path, timeout)
+        except BaseException:
+            os.close(fd)
+            raise
+        with _guard:
+            _held[path] = 1
+    try:
+        yield
+    finally:
+        with _guard:
+            _held[path] -= 1
+            last = _held[path] == 0
+            if last:
+                del _held[path]
+        if fd >= 0:
+            os.close(fd)  # closing releases the flock
+
+
+def run_lock(directory: str, timeout: float | None = None, enabled: bool = True) -> t.ContextManager[None]:
+    """``held`` for a run that may write in ``directory``; no lock for a dry run, or where the
+    directory is missing or read-only (the run then reports that per certificate)."""
+    if not enabled or not os.path.isdir(directory) or not os.access(directory, os.W_OK | os.X_OK):
+        return contextlib.nullcontext()
+    return held(directory, DEFAULT_TIMEOUT if timeout is None else float(timeout))
