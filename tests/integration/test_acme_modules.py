@@ -107,6 +107,19 @@ def test_unknown_alias(lab: LabInfo, cert_dir: Path, tmp_path: Path) -> None:
     assert result["msg"].startswith("unknown ACME directory 'letsencrypt_staging': use one of buypass, ")
 
 
+def test_plain_http_directory_is_refused_before_any_request(lab: LabInfo, cert_dir: Path, tmp_path: Path) -> None:
+    plain = "http://" + lab.acme_directory.split("://", 1)[1]
+    before = count_orders(Path(lab.dir, "pebble.log").read_text(errors="replace"))
+    order = {**acme_args(lab, cert_dir, domains=["a.example.net"]), "directory": plain}
+    account = {k: v for k, v in order.items() if k not in ("cert_dir", "domains")}
+    for module, args in (("acme_account", account), ("acme_stateless_order", order)):
+        result = run_module(module, args, tmp_path)
+        assert result["failed"]
+        assert result["msg"] == (f"ACME directory {plain!r} is plain http://: RFC 8555 section 6.1 requires HTTPS; "
+                                 "give the CA's https:// directory URL"), result["msg"]
+    assert count_orders(Path(lab.dir, "pebble.log").read_text(errors="replace")) == before
+
+
 def test_ca_unreachable(lab: LabInfo, cert_dir: Path, tmp_path: Path, existing: bytes) -> None:
     port = free_port()  # nothing listens there
     args = {**acme_args(lab, cert_dir), "directory": f"https://127.0.0.1:{port}/dir", "force": True,
@@ -180,7 +193,7 @@ def test_invalid_names(lab: LabInfo, cert_dir: Path, tmp_path: Path, existing: b
         {"name": "keep", "domains": ["keep.example.net", domain]}]), tmp_path)
     entry = result["certificates"][0]
     assert result["failed"] and entry["action"] == "failed"
-    assert entry["msg"].startswith(f"certificate 'keep' (keep.example.net, {domain}): certificate 'keep': invalid domain ")
+    assert entry["msg"].startswith(f"certificate 'keep' (keep.example.net, {domain}): invalid domain {domain!r}: ")
     assert why in entry["msg"]
     assert (cert_dir / "keep.pem").read_bytes() == existing
 
