@@ -1,0 +1,88 @@
+# Copyright (c) tlsops.haproxy_acme contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Secrets, end to end, on a booted standalone host: ``site`` and ``renew`` at ``-vvv --diff``,
+and the timer job's journal, hold no byte of a private key.
+
+The keys searched for are the host's own: the account key and every bundle's key, read
+from the node's disk after the runs. Each base64 line of them, and the PEM markers,
+must be absent from all the output.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import typing as t
+from pathlib import Path
+
+import pytest
+
+from tests.integration.fleet_harness import CERT_DIR, FleetLab, Run
+from tests.lab.nodes import nodes as lab_nodes
+
+pytestmark = pytest.mark.nodes
+
+ACCOUNT_KEY = "/var/lib/acme/account/account.key"
+
+
+@pytest.fixture(scope="module")
+def standalone(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[FleetLab]:
+    # Two nodes because the harness points every name at the second one; only it runs.
+    with FleetLab(tmp_path_factory.mktemp("secrets"), "secrets", nodes=2, certs=2) as lab:
+        assert lab.lab is not None and lab.lab.info is not None
+        info = lab.lab.info
+        vars_file = lab.workdir / "standalone-vars.json"
+        vars_file.write_text(json.dumps({
+            "haproxy_acme_hosts": "nodes", "haproxy_acme_topology": "standalone",
+            "haproxy_acme_directory": info.acme_directory, "haproxy_acme_ca_path": info.acme_ca_path,
+            "haproxy_acme_terms_agreed": True, "haproxy_acme_email": "ops@secrets.test",
+            "haproxy_acme_certificates": lab.certs,
+        }))
+        lab.site_vars = lab.renew_vars = vars_file
+        yield lab
+
+
+def explain(run: Run) -> str:
+    return f"rc={run.rc} recap={run.recap}\n{run.tail()}"
+
+
+def _key_lines(pem: str) -> list[str]:
+    """The base64 lines of every PRIVATE KEY block."""
+    lines: list[str] = []
+    for block in re.findall(r"-----BEGIN [A-Z ]*PRIVATE KEY-----(.+?)-----END", pem, re.DOTALL):
+        lines += [line.strip() for line in block.split() if len(line.strip()) >= 16]
+    return lines
+
+
+def test_no_key_material_in_output_results_diffs_or_the_journal(standalone: FleetLab) -> None:
+    node = standalone.nodes[1]
+    limit = ("--limit", node.name)
+    outputs = {}
+    site = standalone.playbook("site", "-vvv", "--diff", *limit)
+    assert site.rc == 0, explain(site)
+    outputs["site -vvv --diff"] = site.output
+    renew = standalone.playbook("renew", "-vvv", "--diff", "-e", "haproxy_acme_force=true", *limit)
+    assert renew.rc == 0, explain(renew)
+    outputs["renew -vvv --diff (forced)"] = renew.output
+    job = lab_nodes.node_exec(
+        standalone.state, node.name,
+        ["sh", "-c", "echo 'HAPROXY_ACME_RENEW_ARGS=--force' > /etc/default/haproxy-acme-renew"
+                     " && systemctl start haproxy-acme-renew.service; rc=$?; rm -f /etc/default/haproxy-acme-renew;"
+                     " journalctl -u haproxy-acme-renew.service --no-pager -o cat; exit $rc"], check=False)
+    assert job.returncode == 0, job.stdout + job.stderr
+    assert "renewed" in job.stdout, job.stdout
+    outputs["the timer job's journal"] = job.stdout + job.stderr
+
+    root = node.merged
+    secrets = _key_lines((root / ACCOUNT_KEY.lstrip("/")).read_text())
+    for cert in standalone.certs:
+        secrets += _key_lines((root / CERT_DIR.lstrip("/") / f"{cert['name']}.pem").read_text())
+    assert len(secrets) > 4, "no key found on the node to look for"
+    for where, text in outputs.items():
+        assert "PRIVATE KEY" not in text, f"a PEM key marker in {where}"
+        leaked = [line for line in secrets if line in text]
+        assert not leaked, f"{len(leaked)} base64 lines of a private key in {where}"
+    # The runs did show their results: the check above looked at real output.
+    assert "serial" in outputs["renew -vvv --diff (forced)"] and "renewed" in outputs["renew -vvv --diff (forced)"]
+    assert Path(root / CERT_DIR.lstrip("/")).is_dir()
