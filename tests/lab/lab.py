@@ -44,6 +44,7 @@ import sys
 import time
 import typing as t
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -52,6 +53,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from tests.lab.faultproxy import FaultProxy
 
 HAPROXY_CFG = """\
 global
@@ -369,6 +372,8 @@ class Lab:
         self.with_haproxy = haproxy
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.info: LabInfo | None = None
+        self.proxies: list[FaultProxy] = []
+        self._pebble_command: tuple[list[str], dict[str, str]] | None = None
 
     # ----------------------------------------------------------- lifecycle
 
@@ -431,6 +436,8 @@ class Lab:
         return self.info
 
     def stop(self) -> None:
+        while self.proxies:
+            self.proxies.pop().stop()
         for name in ("haproxy", "pebble", "challtestsrv"):
             proc = self.procs.pop(name, None)
             if proc is not None:
@@ -502,13 +509,44 @@ class Lab:
         }
         if self.chain_length is not None:
             env["PEBBLE_CHAIN_LENGTH"] = str(self.chain_length)
-        self._spawn(
-            "pebble",
-            [self.build.pebble, "-config", str(self.dir / "pebble.json"), "-dnsserver", f"127.0.0.1:{dns_port}"],
-            env,
-        )
+        argv = [self.build.pebble, "-config", str(self.dir / "pebble.json"), "-dnsserver", f"127.0.0.1:{dns_port}"]
+        self._pebble_command = (argv, env)
+        self._spawn("pebble", argv, env)
         assert self.info is not None
         _wait_https(self.info.acme_directory, self.info.acme_ca_path, self.procs["pebble"])
+
+    def stop_pebble(self) -> None:
+        """Stop pebble alone, as a CA outage: its port refuses connections until :meth:`start_pebble`."""
+        proc = self.procs.pop("pebble", None)
+        if proc is not None:
+            _terminate(proc.pid)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def start_pebble(self) -> None:
+        """Start pebble again, same configuration and ports. It keeps nothing across a restart:
+        accounts and orders start afresh, and it issues from a new root (``pebble_root_path``)."""
+        assert self.info is not None and self._pebble_command is not None
+        argv, env = self._pebble_command
+        self._spawn("pebble", argv, env)
+        _wait_https(self.info.acme_directory, self.info.acme_ca_path, self.procs["pebble"])
+        self._fetch_root()
+        self._save()
+
+    def fault_proxy(self, **faults: t.Any) -> FaultProxy:
+        """A started fault proxy (tests/lab/faultproxy.py) in front of pebble, stopped with the lab.
+
+        ``proxy.directory`` is pebble's directory through it; ``acme_ca_path`` verifies it too.
+        """
+        assert self.info is not None
+        proxy = FaultProxy(self.info.acme_directory, self.dir / "listener.pem", self.dir / "listener.key",
+                           self.info.acme_ca_path, listen=self.listen,
+                           directory_path=urllib.parse.urlsplit(self.info.acme_directory).path, **faults)
+        self.proxies.append(proxy.start())
+        return proxy
 
     def profile_config(self) -> dict[str, dict[str, t.Any]]:
         """pebble's ``profiles``: each named profile with its validity (a profile given 0,
