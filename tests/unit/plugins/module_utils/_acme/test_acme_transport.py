@@ -165,7 +165,7 @@ def test_bad_nonce_retries_are_bounded_by_time_not_count(clock: FakeClock) -> No
     assert info.value.short_type == "badNonce"
     assert info.value.context["certificate"] == "web"
     assert clock.sleeps[:4] == [0.05, 0.075, 0.1125, 0.16875]  # after three free retries
-    assert max(clock.sleeps) == 1.0 and sum(clock.sleeps) <= 5
+    assert max(clock.sleeps) == 0.5 and sum(clock.sleeps) <= 5
     assert 10 < transport.bad_nonce_count == len(session.calls) - 1 < 30  # one HEAD, then only POSTs
 
 
@@ -241,11 +241,25 @@ def test_connection_error_then_success(clock: FakeClock) -> None:
     assert clock.sleeps == [0.5]
 
 
-def test_tls_errors_are_not_retried(clock: FakeClock) -> None:
+def test_a_broken_connection_is_retried_at_once_then_with_backoff(clock: FakeClock) -> None:
+    transport = make(Scripted(reset(), reset(), reset(), ok()), clock)
+    assert transport.get(URL).status == 200
+    assert clock.sleeps == [0.5, 1.0]
+
+
+def test_tls_verification_errors_are_not_retried(clock: FakeClock) -> None:
     transport = make(Scripted(requests.exceptions.SSLError("certificate verify failed")), clock)
     with pytest.raises(AcmeNetworkError, match="ca_path"):
         transport.get(URL)
     assert clock.sleeps == []
+
+
+def test_a_tls_handshake_cut_off_is_retried(clock: FakeClock) -> None:
+    """A CA stopping while a handshake is under way: not its certificate's fault."""
+    cut = requests.exceptions.SSLError("EOF occurred in violation of protocol (_ssl.c:992)")
+    transport = make(Scripted(cut, ok()), clock)
+    assert transport.get(URL).status == 200
+    assert clock.sleeps == [0.5]
 
 
 def test_total_time_bound(clock: FakeClock) -> None:
@@ -265,11 +279,13 @@ def test_default_budget_is_twice_the_request_timeout() -> None:
 
 
 def test_a_failed_new_nonce_is_an_attempt_of_the_post_not_a_loop_of_its_own(clock: FakeClock) -> None:
-    """HEAD newNonce answering 503, then resetting: two backoffs of the POST's one loop, then the POST."""
-    session = Scripted(ok("n"), heads=[ok(status=503), reset()])
+    """HEAD newNonce answering 503, resetting twice: retries of the POST's one loop, then the POST.
+
+    The first retry after a broken connection goes at once; the next one backs off."""
+    session = Scripted(ok("n"), heads=[ok(status=503), reset(), reset()])
     transport = make(session, clock)
     assert transport.post(URL, sign).status == 200
-    assert [c[0] for c in session.calls] == ["HEAD", "HEAD", "HEAD", "POST"]
+    assert [c[0] for c in session.calls] == ["HEAD", "HEAD", "HEAD", "HEAD", "POST"]
     assert clock.sleeps == [0.5, 1.0]
 
 
