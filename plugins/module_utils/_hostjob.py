@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import typing as t
 
@@ -29,6 +30,73 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 _REQUIRED = ("directory", "account_key_path", "certificates", "cert_dir", "socket")
+_PATH = "an absolute path"
+# What each key of the configuration must hold, as the renewal_timer role writes it
+# (renewal_timer_extra_config may add the optional ones): checked here, so that a
+# hand-edited file fails with the key's name instead of deep inside a run.
+_KINDS: dict[str, tuple[str, str]] = {
+    "directory": ("text", "an ACME directory URL or alias"),
+    "account_key_path": ("text", _PATH),
+    "cert_dir": ("text", _PATH),
+    "socket": ("text", "a unix socket path or host:port"),
+    "ca_path": ("text?", "a path or null"),
+    "crt_list": ("text?", "a crt-list path, or empty"),
+    "email": ("text?", "an e-mail address or null"),
+    "profile": ("text?", "an ACME profile name or null"),
+    "owner": ("text?", "a user name or null"),
+    "group": ("text?", "a group name or null"),
+    "mode": ("mode", 'an octal string such as "0640"'),
+    "validate_certs": ("bool", "true or false"),
+    "terms_agreed": ("bool", "true or false"),
+    "use_ari": ("bool", "true or false"),
+    "remaining_days": ("number?", "a number of days, or null for the lifetime rule"),
+    "concurrency": ("number", "a whole number from 1 to 16"),
+    "request_timeout": ("number", "a number of seconds"),
+    "socket_timeout": ("number", "a number of seconds"),
+    "lock_timeout": ("number?", "a number of seconds, or null"),
+}
+
+
+def _is_number(value: t.Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except ValueError:
+        return False
+
+
+def _fits(kind: str, value: t.Any) -> bool:
+    if kind.endswith("?") and value is None:
+        return True
+    kind = kind.rstrip("?")
+    if kind == "text":
+        return isinstance(value, str)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "mode":
+        return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+    return _is_number(value)
+
+
+def check_config(config: t.Mapping[str, t.Any], path: str) -> None:
+    """ConfigError naming ``path`` and the key whose value cannot be what the job expects."""
+    missing = [key for key in _REQUIRED if config.get(key) in (None, "")]
+    if missing:
+        raise ConfigError(f"{path}: missing {', '.join(missing)}", path=path)
+    for key, (kind, what) in _KINDS.items():
+        if key in config and not _fits(kind, config[key]):
+            raise ConfigError(f"{path}: {key} must be {what}, not {json.dumps(config[key])}", path=path, key=key)
+    certificates = config["certificates"]
+    if not isinstance(certificates, list):
+        raise ConfigError(f"{path}: certificates must be a list of {{\"name\", \"domains\"}}, "
+                          f"not {json.dumps(certificates)}", path=path)
+    if not certificates:
+        raise ConfigError(f"{path}: certificates is empty: give at least one {{\"name\", \"domains\"}}", path=path)
+    for index, entry in enumerate(certificates):
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{path}: certificates[{index}] must be an object {{\"name\", \"domains\"}}, "
+                              f"not {json.dumps(entry)}", path=path)
 
 
 def load_config(path: str) -> dict[str, t.Any]:
@@ -38,15 +106,11 @@ def load_config(path: str) -> dict[str, t.Any]:
             config = json.load(handle)
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}", path=path) from exc
-    except ValueError as exc:
+    except ValueError as exc:  # UnicodeDecodeError too
         raise ConfigError(f"{path} is not valid JSON: {exc}", path=path) from exc
     if not isinstance(config, dict) or config.get("version") != 1:
         raise ConfigError(f"{path}: expected a JSON object with \"version\": 1", path=path)
-    missing = [key for key in _REQUIRED if not config.get(key)]
-    if missing:
-        raise ConfigError(f"{path}: missing {', '.join(missing)}", path=path)
-    if not isinstance(config["certificates"], list):
-        raise ConfigError(f"{path}: certificates must be a list", path=path)
+    check_config(config, path)
     return config
 
 
@@ -101,7 +165,8 @@ def deploy_params(config: t.Mapping[str, t.Any], names: t.Sequence[str]) -> dict
 
 def _line(order: t.Mapping[str, t.Any], served: t.Mapping[str, t.Any] | None) -> str:
     text = f"{order['name']}: {order['action']}"
-    if order.get("reason"):
+    # A failure's reason is most often its error, which the message already says.
+    if order.get("reason") and not (order.get("action") == "failed" and order["reason"] in str(order.get("msg"))):
         text += f" ({order['reason']})"
     if order.get("serial"):
         text += f" serial={order['serial']} not_after={order['not_after']}"
@@ -159,9 +224,13 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config)
-        return run(config, force=args.force, dry_run=args.dry_run)
-    except ConfigError as exc:
+    except ConfigError as exc:  # its message names the file
         sys.stderr.write(f"configuration error: {exc}\n")
+        return EXIT_CONFIG
+    try:
+        return run(config, force=args.force, dry_run=args.dry_run)
+    except ConfigError as exc:  # options the run refuses as a whole (concurrency, directory...)
+        sys.stderr.write(f"configuration error in {args.config}: {exc}\n")
         return EXIT_CONFIG
     except HaproxyAcmeError as exc:
         sys.stderr.write(f"error: {exc}\n")

@@ -9,6 +9,7 @@ host renewal job passes the same dictionary of values.
 
 from __future__ import annotations
 
+import math
 import typing as t
 
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme import jws, transport
@@ -48,9 +49,13 @@ def acme_argument_spec() -> dict[str, dict[str, t.Any]]:
 def transport_from_params(params: t.Mapping[str, t.Any], pool_size: int = 10,
                           session: t.Any = None) -> Transport:
     """The HTTP transport: TLS verification from ``validate_certs`` / ``ca_path``, the timeout."""
-    timeout = float(params.get("request_timeout") or DEFAULT_REQUEST_TIMEOUT)
-    if timeout <= 0:
-        raise ConfigError("request_timeout must be a positive number of seconds")
+    value = params.get("request_timeout")
+    try:  # 0 is refused, not taken for the default
+        timeout = DEFAULT_REQUEST_TIMEOUT if value is None else float(value)
+    except (TypeError, ValueError):
+        timeout = math.nan
+    if not timeout > 0 or math.isinf(timeout) or isinstance(value, bool):
+        raise ConfigError(f"request_timeout must be a positive number of seconds, not {value!r}")
     verify: bool | str = bool(params.get("validate_certs", True))
     if verify and params.get("ca_path"):
         verify = str(params["ca_path"])

@@ -21,7 +21,7 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.issuer i
     Options,
 )
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import ConfigError
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import CertInfo, parse_mode
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import CertInfo, owner_ids, parse_mode
 
 # Fields of the single certificate's entry repeated at the top level of the result.
 TOP_LEVEL = ("name", "domains", "path", "action", "reason", "serial", "not_before", "not_after", "days_left", "issuer",
@@ -96,6 +96,7 @@ def options_from_params(params: t.Mapping[str, t.Any], check_mode: bool) -> Opti
         raise ConfigError(f"remaining_days must not be negative (null: the lifetime rule), not {params['remaining_days']!r}")
     if not params.get("cert_dir"):
         raise ConfigError("cert_dir is required")
+    owner_ids(params.get("owner"), params.get("group"))  # an unknown user fails now, not after an order
     return Options(
         cert_dir=str(params["cert_dir"]), remaining_days=remaining_days, force=bool(params.get("force")),
         reuse_key=bool(params.get("reuse_key")), preferred_chain=params.get("preferred_chain") or None,

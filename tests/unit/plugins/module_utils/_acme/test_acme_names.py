@@ -112,7 +112,7 @@ def test_normalize_domains_dedupes_and_keeps_order() -> None:
 
 
 def test_normalize_domains_needs_one() -> None:
-    with pytest.raises(ConfigError, match="^no domains given$"):
+    with pytest.raises(ConfigError, match=r"^no domains given$"):
         names.normalize_domains([], "x")
 
 
