@@ -15,7 +15,8 @@ options:
       - V(letsencrypt) and V(letsencrypt_test) (Let's Encrypt and its staging server), V(zerossl),
         V(buypass) and V(buypass_test), V(google) and V(google_test) (Google Trust Services).
       - Any other value must be an C(https://) URL, for example a private CA or pebble.
-      - An unknown alias fails before anything is sent.
+      - An unknown alias, or an C(http://) URL (RFC 8555 section 6.1 allows ACME over HTTPS only),
+        fails before anything is sent.
     type: str
     default: letsencrypt_test
   account_key_path:
