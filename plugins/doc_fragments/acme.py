@@ -70,13 +70,30 @@ options:
     type: path
   request_timeout:
     description:
-      - Seconds to wait for each HTTP response from the ACME server.
-      - Retries of HTTP 429, 5xx and connection errors (with backoff, honouring C(Retry-After))
-        stay within 60 seconds in total per request.
+      - Seconds to wait for each HTTP response from the ACME server (to connect, and for each read).
+      - Each request is retried within twice O(request_timeout) (20 seconds by default) of its first try; the
+        time, not a count, ends the retries. No try starts after that, and one already sent may take up to
+        O(request_timeout) more.
+      - Retried are rejected nonces (C(badNonce), at once with the nonce the refusal carries, then after pauses of up
+        to half a second), HTTP 429 and 5xx (after 0.5 seconds doubling up to 2, or the server's C(Retry-After) when
+        longer), connection errors (a broken connection at once on a new one, then with the same backoff), a reply
+        cut short of its C(Content-Length), and a failed C(newNonce), all within the same time. A 5xx problem
+        document refusing the C(replaces) of a renewal order is an answer, not retried.
+      - A C(Retry-After) on HTTP 429 or 503 pauses every request of the run, not only the one that got it. One that
+        reaches past the time bound fails that request at once and says when to try again, as in
+        C(the server asks to retry after 3600 s, at 2026-12-01T10:41:32Z).
+      - "When the ACME server has answered nothing for that long (connection errors, timeouts, HTTP 502, 503 or 504,
+        a 5xx without a problem document), the rest of the run fails at once, without a request, with
+        C(the ACME server <url> is unreachable since <time>: <cause>). An outage so costs one time bound, however
+        many certificates are left; their files stay as they were."
+      - A challenge trigger or a finalize whose reply is lost (a reset, a timeout, a reply cut short) is not simply
+        sent again; the authorization or order is read, and the run goes on from what the server did. Other requests
+        are sent again; a new order may then be placed twice, and the second one is never used.
     type: float
     default: 10
 notes:
   - The client is this collection's own implementation of RFC 8555 on C(requests) and C(cryptography);
     it runs with the distribution packages of Debian 12 (cryptography 38, requests 2.28) and newer.
-  - Nonces from every C(Replay-Nonce) header are reused; C(badNonce) errors are retried with a fresh nonce.
+  - Nonces from every C(Replay-Nonce) header are reused; C(badNonce) errors are retried with a fresh nonce, within the
+    time bound of O(request_timeout).
 """
