@@ -41,6 +41,9 @@ options:
       - HAProxy's stats socket, at C(level admin). A unix socket path or C(host:port) for a TCP
         stats socket (HAProxy's C(ipv4@) and C(unix@) prefixes are accepted).
       - A list when several HAProxy processes run on the host; each gets the same certificates.
+        A single string is read as a list of one. M(tlsops.haproxy_acme.haproxy_runtime_cert_info)
+        takes the same type, so one value in C(module_defaults) for the
+        C(group/tlsops.haproxy_acme.haproxy) action group serves both modules.
     type: list
     elements: str
     default: [/run/haproxy/admin.sock]

@@ -24,11 +24,16 @@ author:
 options:
   socket:
     description:
-      - HAProxy's stats socket, a unix socket path or C(host:port).
+      - HAProxy's stats sockets, each a unix socket path or C(host:port). A single string is read as
+        a list of one; the same type as in M(tlsops.haproxy_acme.haproxy_runtime_cert), so one value
+        in C(module_defaults) for the C(group/tlsops.haproxy_acme.haproxy) action group serves both.
+      - Every socket is read. The top-level results are those of the first; RV(sockets) has each
+        one's. The module fails if any socket cannot be read.
       - C(level operator) is enough for the certificates; HAProxy shows crt-lists only at
         C(level admin), so below it RV(crt_lists) and RV(certificates[].crt_lists) are null.
-    type: str
-    default: /run/haproxy/admin.sock
+    type: list
+    elements: str
+    default: [/run/haproxy/admin.sock]
   paths:
     description:
       - Only these certificates (their names in HAProxy, that is their full paths). A name HAProxy
@@ -95,7 +100,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 certificates:
-  description: One entry per certificate, in HAProxy's order (or the order of O(paths)).
+  description: One entry per certificate of the (first) socket, in HAProxy's order (or the order of O(paths)).
   returned: always
   type: list
   elements: dict
@@ -177,18 +182,26 @@ certificates:
       returned: always
       sample: false
 transaction:
-  description: The certificate an uncommitted transaction is open for, if any (HAProxy allows one).
+  description: The certificate an uncommitted transaction is open for in the (first) socket's process, if any (HAProxy allows one).
   returned: always
   type: str
   sample: null
 crt_lists:
-  description: Every crt-list and C(crt) directory, with the certificates in it; null on a socket below C(level admin).
+  description: Every crt-list and C(crt) directory of the (first) socket, with the certificates in it; null on a socket below C(level admin).
   returned: always
   type: dict
   sample: {/etc/haproxy/certs: [/etc/haproxy/certs/example.com.pem]}
+sockets:
+  description:
+    - One entry per O(socket), in the order given, each with C(socket) and its own C(certificates),
+      C(transaction), C(crt_lists) and C(process), as at the top level.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{socket: /run/haproxy/admin.sock, certificates: [], transaction: null, crt_lists: {}, process: {pid: 4711}}]
 process:
   description:
-    - The HAProxy process that answers on the socket, from C(show info); null when the reply has no C(Pid).
+    - The HAProxy process that answers on the (first) socket, from C(show info); null when the reply has no C(Pid).
     - In master-worker mode (C(-W), C(-Ws), Debian's unit) this is the worker, which a reload replaces.
   returned: always
   type: dict

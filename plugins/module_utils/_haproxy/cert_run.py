@@ -23,7 +23,7 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.deplo
 )
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.module_args import (
     DEFAULT_BUSY_TIMEOUT,
-    DEFAULT_SOCKET,
+    socket_list,
 )
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.transport import DEFAULT_TIMEOUT, RuntimeApi
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import parse_mode
@@ -76,14 +76,12 @@ def requests_from_params(params: t.Mapping[str, t.Any]) -> list[Request]:
 
 
 def options_from_params(params: t.Mapping[str, t.Any], check_mode: bool) -> Options:
-    sockets = params.get("socket") or [DEFAULT_SOCKET]
-    if isinstance(sockets, str):
-        sockets = [sockets]
+    sockets = socket_list(params.get("socket"))
     bufsize = int(params.get("bufsize") or DEFAULT_BUFSIZE)
     if bufsize < 1024:
         raise ConfigError(f"bufsize {bufsize} is too small: HAProxy's tune.bufsize is 16384 unless raised")
     return Options(
-        sockets=[str(s) for s in sockets],
+        sockets=sockets,
         write_file=bool(params.get("write_file", True)),
         mode=parse_mode(params.get("mode", "0640")),
         owner=params.get("owner") or None,

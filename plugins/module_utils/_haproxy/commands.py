@@ -80,6 +80,11 @@ def pem_payload(data: bytes) -> str:
     return "".join(blocks)
 
 
+def show_info() -> Command:
+    """``show info``: process-wide facts at any level; its ``Pid`` names the process (management.txt 9.3)."""
+    return Command("show info")
+
+
 # ------------------------------------------------------------ certificates
 
 

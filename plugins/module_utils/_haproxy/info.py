@@ -18,7 +18,7 @@ import typing as t
 from dataclasses import dataclass, field
 
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy import commands as cmd
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.module_args import DEFAULT_SOCKET
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.module_args import socket_list
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.parse import (
     RuntimeCert,
     is_not_found,
@@ -33,8 +33,6 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.trans
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import isoformat, utcnow
 
 _LOCKED = "Operations on certificates are currently locked!"
-# management.txt section 9.3, "show info": process-wide facts, any level.
-_SHOW_INFO = cmd.Command("show info")
 
 
 @dataclass
@@ -85,7 +83,7 @@ def read_process(api: RuntimeApi) -> dict[str, t.Any] | None:
     reads proves that HAProxy was neither reloaded nor restarted in between.
     None when the reply has no ``Pid`` line (an old or foreign server).
     """
-    fields = parse_fields(api.run(_SHOW_INFO))
+    fields = parse_fields(api.run(cmd.show_info()))
     pid = _int(fields.get("Pid"))
     if pid is None:
         return None
@@ -176,16 +174,33 @@ def _run(api: RuntimeApi, command: cmd.Command, retry_for: float, check: bool = 
 def run(
     params: t.Mapping[str, t.Any], api_factory: t.Callable[[str, float], RuntimeApi] = RuntimeApi
 ) -> dict[str, t.Any]:
-    """The module's result: never changes anything."""
+    """The module's result: never changes anything.
+
+    Every socket is read; the top-level fields are those of the first, and ``sockets``
+    holds each one's own (so one ``socket`` list serves both modules).
+    """
     timeout = float(params.get("timeout") or DEFAULT_TIMEOUT)
-    with api_factory(str(params.get("socket") or DEFAULT_SOCKET), timeout) as api:
-        inventory = read_inventory(
-            api, params.get("paths") or None, params.get("expiring_within_days"), retry_for=timeout
+    views = []
+    for address in socket_list(params.get("socket")):
+        with api_factory(address, timeout) as api:
+            inventory = read_inventory(
+                api, params.get("paths") or None, params.get("expiring_within_days"), retry_for=timeout
+            )
+        views.append(
+            {
+                "socket": address,
+                "certificates": inventory.certificates,
+                "transaction": inventory.transaction,
+                "crt_lists": inventory.crt_lists,
+                "process": inventory.process,
+            }
         )
+    first = views[0]
     return {
         "changed": False,
-        "certificates": inventory.certificates,
-        "transaction": inventory.transaction,
-        "crt_lists": inventory.crt_lists,
-        "process": inventory.process,
+        "certificates": first["certificates"],
+        "transaction": first["transaction"],
+        "crt_lists": first["crt_lists"],
+        "process": first["process"],
+        "sockets": views,
     }

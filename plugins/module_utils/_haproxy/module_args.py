@@ -12,10 +12,38 @@ from __future__ import annotations
 
 import typing as t
 
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import ConfigError
+
 DEFAULT_SOCKET = "/run/haproxy/admin.sock"
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_BUSY_TIMEOUT = 10.0
 DEFAULT_BUFSIZE = 16384  # HAProxy's tune.bufsize default
+
+
+def socket_option() -> dict[str, t.Any]:
+    """``socket`` has one type in both modules, a list of addresses, so that one value set in
+    ``module_defaults`` for the ``haproxy`` action group suits both; Ansible turns a plain
+    string into a one-element list."""
+    return {"type": "list", "elements": "str", "default": [DEFAULT_SOCKET]}
+
+
+def socket_list(value: t.Any) -> list[str]:
+    """The stats sockets of a ``socket`` option: a list, or a string as one address.
+
+    Ansible has already made the option a list; the renewal job and tests may pass a
+    string. An empty address is refused, and so is one listed twice (it would get
+    every certificate twice).
+    """
+    if value is None or value == []:
+        return [DEFAULT_SOCKET]
+    items = [value] if isinstance(value, str) else list(value)
+    sockets = [str(item).strip() for item in items]
+    if any(not address for address in sockets):
+        raise ConfigError(f"socket lists an empty address: {items!r}", socket=items)
+    duplicates = sorted({address for address in sockets if sockets.count(address) > 1})
+    if duplicates:
+        raise ConfigError(f"socket lists {', '.join(duplicates)} twice", socket=items)
+    return sockets
 
 
 def cert_argument_spec() -> dict[str, t.Any]:
@@ -29,7 +57,7 @@ def cert_argument_spec() -> dict[str, t.Any]:
         "expected_domains": {"type": "list", "elements": "str"},
     }
     return {
-        "socket": {"type": "list", "elements": "str", "default": [DEFAULT_SOCKET]},
+        "socket": socket_option(),
         "path": {"type": "str"},
         "pem_src": {"type": "path"},
         "pem_content": {"type": "str", "no_log": True},
@@ -66,7 +94,7 @@ CERT_REQUIRED_ONE_OF = [("path", "certificates")]
 def info_argument_spec() -> dict[str, t.Any]:
     """Options of ``haproxy_runtime_cert_info``."""
     return {
-        "socket": {"type": "str", "default": DEFAULT_SOCKET},
+        "socket": socket_option(),
         "paths": {"type": "list", "elements": "str", "aliases": ["names"]},
         "expiring_within_days": {"type": "float"},
         "timeout": {"type": "float", "default": DEFAULT_TIMEOUT},
