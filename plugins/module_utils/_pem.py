@@ -23,6 +23,7 @@ import os
 import pwd
 import re
 import secrets
+import traceback
 import typing as t
 from dataclasses import dataclass, field
 
@@ -32,8 +33,11 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import
     PemError,
 )
 
-# Modules check HAS_CRYPTOGRAPHY and fail with a clear message; nothing below runs
-# without it. (Ansible's import sanity test loads this file without cryptography.)
+# Modules check HAS_CRYPTOGRAPHY and fail with Ansible's missing_required_lib message
+# (CRYPTOGRAPHY_IMPORT_ERROR as its traceback). The file itself imports without it
+# (Ansible's import sanity test loads it so; haproxy_runtime_cert_info needs only its
+# file helpers); what parses or makes keys and certificates raises PemError then,
+# never a NameError.
 try:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -41,8 +45,19 @@ try:
     from cryptography.x509.oid import ExtensionOID
 except ImportError:
     HAS_CRYPTOGRAPHY = False
+    CRYPTOGRAPHY_IMPORT_ERROR: str | None = traceback.format_exc()
 else:
     HAS_CRYPTOGRAPHY = True
+    CRYPTOGRAPHY_IMPORT_ERROR = None
+
+
+def require_cryptography() -> None:
+    """PemError unless the cryptography library could be imported."""
+    if not HAS_CRYPTOGRAPHY:
+        raise PemError(
+            "the Python library cryptography is not installed for this Python (python3-cryptography on"
+            " Debian and Ubuntu): it is needed to read keys and certificates"
+        )
 
 if t.TYPE_CHECKING:
     PrivateKey = t.Union[ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey]
@@ -64,6 +79,7 @@ _KEY_RE = re.compile(
 
 def generate_private_key(key_type: str) -> PrivateKey:
     """A new key of one of KEY_TYPES."""
+    require_cryptography()
     if key_type in _CURVE_BITS:
         curve = ec.SECP256R1() if key_type == "ec256" else ec.SECP384R1()
         return ec.generate_private_key(curve)
@@ -77,6 +93,7 @@ def load_private_key(data: bytes, what: str = "private key") -> PrivateKey:
 
     The message never quotes the input: it may be key material.
     """
+    require_cryptography()
     match = _KEY_RE.search(data)
     if match is None:
         raise PemError(f"{what}: no PEM private key found")
@@ -129,6 +146,7 @@ def key_matches_certificate(key: PrivateKey, cert: x509.Certificate) -> bool:
 
 def load_certificates(data: bytes) -> list[x509.Certificate]:
     """Every CERTIFICATE block of ``data``, in order."""
+    require_cryptography()
     blocks = _CERT_RE.findall(data)
     if not blocks:
         raise PemError("no PEM certificate found")

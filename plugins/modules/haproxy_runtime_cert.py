@@ -35,6 +35,9 @@ description:
     failing does not stop the others; the module fails at the end if any failed.
 author:
   - tlsops.haproxy_acme contributors (@tlsops)
+requirements:
+  - cryptography >= 38 on the managed host, for O(state=present) (the bundle checks); removing
+    certificates needs none
 options:
   socket:
     description:
@@ -421,19 +424,17 @@ verified:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import HaproxyAcmeError
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy import cert_run
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.module_args import (
     CERT_MUTUALLY_EXCLUSIVE,
     CERT_REQUIRED_ONE_OF,
     cert_argument_spec,
 )
-
-try:
-    from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import HaproxyAcmeError
-    from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy import cert_run
-except ImportError as exc:  # cryptography missing on the managed host
-    IMPORT_ERROR: ImportError | None = exc
-else:
-    IMPORT_ERROR = None
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import (
+    CRYPTOGRAPHY_IMPORT_ERROR,
+    HAS_CRYPTOGRAPHY,
+)
 
 
 def main() -> None:
@@ -443,8 +444,11 @@ def main() -> None:
         required_one_of=CERT_REQUIRED_ONE_OF,
         supports_check_mode=True,
     )
-    if IMPORT_ERROR is not None:
-        module.fail_json(msg=missing_required_lib("cryptography"), exception=str(IMPORT_ERROR))
+    if not HAS_CRYPTOGRAPHY and cert_run.needs_cryptography(module.params):
+        module.fail_json(
+            msg=missing_required_lib("cryptography", reason="to check each PEM bundle before it is written or sent"),
+            exception=CRYPTOGRAPHY_IMPORT_ERROR,
+        )
     try:
         result, failure, warnings = cert_run.run(module.params, check_mode=module.check_mode)
     except HaproxyAcmeError as exc:

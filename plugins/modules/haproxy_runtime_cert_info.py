@@ -21,6 +21,9 @@ description:
     C(show ssl cert <name>) pipelined, then C(show ssl crt-list), then C(show info)).
 author:
   - tlsops.haproxy_acme contributors (@tlsops)
+requirements:
+  - Only the Python standard library on the managed host (no cryptography, no requests); every
+    field comes from HAProxy's own C(show ssl cert)
 options:
   socket:
     description:
@@ -223,23 +226,15 @@ process:
       sample: 86400
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import HaproxyAcmeError
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy import info
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.module_args import info_argument_spec
-
-try:
-    from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import HaproxyAcmeError
-    from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy import info
-except ImportError as exc:  # cryptography missing on the managed host
-    IMPORT_ERROR: ImportError | None = exc
-else:
-    IMPORT_ERROR = None
 
 
 def main() -> None:
     module = AnsibleModule(argument_spec=info_argument_spec(), supports_check_mode=True)
-    if IMPORT_ERROR is not None:
-        module.fail_json(msg=missing_required_lib("cryptography"), exception=str(IMPORT_ERROR))
     try:
         result = info.run(module.params)
     except HaproxyAcmeError as exc:

@@ -55,6 +55,13 @@ def _pem_of(entry: t.Mapping[str, t.Any]) -> tuple[bytes | None, str | None]:
     return None, str(entry.get("pem_src") or entry["path"])
 
 
+def needs_cryptography(params: t.Mapping[str, t.Any]) -> bool:
+    """Whether a certificate is asked to be present: its bundle is checked (parsed) before
+    anything is written or sent, which takes the cryptography library. Removal does not."""
+    entries: list[t.Mapping[str, t.Any]] = params.get("certificates") or [params]
+    return any((entry.get("state") or "present") == "present" for entry in entries)
+
+
 def requests_from_params(params: t.Mapping[str, t.Any]) -> list[Request]:
     entries: list[t.Mapping[str, t.Any]] = params.get("certificates") or [params]
     requests = []
