@@ -50,18 +50,13 @@ import typing as t
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.ari import parse_time
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.renewal import due_by_time
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._fleet import due
 
 
 def renewal_due(served: t.Any, remaining_days: t.Any = None) -> bool:
     if not isinstance(served, dict):
         raise AnsibleFilterError("renewal_due expects a dictionary with not_before and not_after")
-    not_before, not_after = parse_time(served.get("not_before")), parse_time(served.get("not_after"))
-    if not_before is None or not_after is None:
-        return False
-    threshold = None if remaining_days in (None, "") else float(remaining_days)
-    return due_by_time(not_before, not_after, threshold, dt.datetime.now(dt.timezone.utc))[0]
+    return due(served, remaining_days, dt.datetime.now(dt.timezone.utc))
 
 
 class FilterModule:

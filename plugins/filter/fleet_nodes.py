@@ -1,0 +1,108 @@
+# Copyright (c) tlsops.haproxy_acme contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: fleet_nodes
+short_description: What each node of a play asks for and reported, as plain data
+version_added: 0.2.0
+description:
+  - Turns the per-host variables of a play into one dictionary per node, the input of
+    P(tlsops.haproxy_acme.fleet_plan#filter), P(tlsops.haproxy_acme.fleet_summary#filter) and
+    P(tlsops.haproxy_acme.fleet_report#filter).
+  - Each option names the host variable to read; a variable a host does not have reads as null.
+  - A node V(answered) when the variable named by O(served) holds a result of
+    M(tlsops.haproxy_acme.haproxy_runtime_cert_info) that did not fail, so a node that was unreachable,
+    failed or dropped out before the read did not.
+author:
+  - tlsops.haproxy_acme contributors (@tlsops)
+positional: hostvars
+options:
+  _input:
+    description: The inventory hosts, for example C(ansible_play_hosts_all).
+    type: list
+    elements: str
+    required: true
+  hostvars:
+    description: The variables of every host; pass C(hostvars).
+    type: dict
+    required: true
+  certificates:
+    description: The variable holding the list of certificates the host asks for, each C({name, domains[, key_type][, profile]}).
+    type: str
+  served:
+    description: The variable holding the registered result of M(tlsops.haproxy_acme.haproxy_runtime_cert_info).
+    type: str
+  deployed:
+    description: The variable holding the registered result of M(tlsops.haproxy_acme.haproxy_runtime_cert).
+    type: str
+  served_after:
+    description: The variable holding a second result of M(tlsops.haproxy_acme.haproxy_runtime_cert_info), read after a push.
+    type: str
+"""
+
+EXAMPLES = r"""
+- name: Read what each node serves
+  tlsops.haproxy_acme.haproxy_runtime_cert_info:
+  register: served
+
+- name: Every node of the play, answering or not
+  ansible.builtin.set_fact:
+    nodes: "{{ ansible_play_hosts_all | tlsops.haproxy_acme.fleet_nodes(hostvars, certificates='wanted', served='served') }}"
+  run_once: true
+"""
+
+RETURN = r"""
+_value:
+  description: One dictionary per host of O(_input), in that order.
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The inventory host.
+      type: str
+    answered:
+      description: Whether O(served) holds a successful read.
+      type: bool
+    certificates:
+      description: The value of O(certificates) when it is a list, else null.
+      type: list
+      elements: dict
+    served:
+      description: RV(tlsops.haproxy_acme.haproxy_runtime_cert_info#module:certificates) of that read; empty when the node did not answer.
+      type: list
+      elements: dict
+    process:
+      description: RV(tlsops.haproxy_acme.haproxy_runtime_cert_info#module:process) of that read, or null.
+      type: dict
+    deployed:
+      description: RV(tlsops.haproxy_acme.haproxy_runtime_cert#module:certificates) of O(deployed), or null.
+      type: list
+      elements: dict
+    process_after:
+      description: RV(tlsops.haproxy_acme.haproxy_runtime_cert_info#module:process) of O(served_after), or null.
+      type: dict
+"""
+
+import typing as t
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils import _fleet
+
+
+def fleet_nodes(hosts: t.Any, hostvars: t.Any, *, certificates: str | None = None, served: str | None = None,
+                deployed: str | None = None, served_after: str | None = None) -> list[dict[str, t.Any]]:
+    if isinstance(hosts, (str, bytes)) or not isinstance(hosts, t.Iterable):
+        raise AnsibleFilterError("fleet_nodes expects a list of hosts, such as ansible_play_hosts_all")
+    if not isinstance(hostvars, t.Mapping):
+        raise AnsibleFilterError("fleet_nodes expects hostvars as its argument")
+    return _fleet.nodes(hosts, hostvars, certificates=certificates, served=served, deployed=deployed,
+                        served_after=served_after)
+
+
+class FilterModule:
+    def filters(self) -> dict[str, t.Callable[..., t.Any]]:
+        return {"fleet_nodes": fleet_nodes}

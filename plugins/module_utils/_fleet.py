@@ -1,0 +1,428 @@
+# Copyright (c) tlsops.haproxy_acme contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""What the playbooks decide about a fleet, as pure functions of what the nodes reported.
+
+The playbooks (``fleet_issue.yml``, ``report.yml``) only orchestrate; the filter plugins
+``fleet_nodes``, ``fleet_plan``, ``fleet_push``, ``fleet_summary`` and ``fleet_report``
+call these functions. A *node* is a plain dictionary (``nodes()`` builds them):
+
+    name           the inventory host
+    answered       whether it answered ``haproxy_runtime_cert_info`` (served is its list)
+    certificates   the list of {name, domains[, key_type][, profile]} it asks for; None or
+                   empty when unknown or unset (the report then expects what any node serves)
+    served         RV(certificates) of haproxy_runtime_cert_info; empty when not answered
+    process        RV(process) of that read (worker PID, HAProxy version), or None
+    deployed       RV(certificates) of haproxy_runtime_cert after the push, or None
+    process_after  RV(process) of the read after the push, or None
+
+Nothing here does I/O or imports Ansible; "now" is a parameter wherever time matters.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+import typing as t
+
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.ari import parse_time
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.renewal import due_by_time
+
+Node = t.Dict[str, t.Any]
+
+#: The report's states, in the order it lists them.
+STATES = ("in sync", "due", "expired", "older", "missing", "unreachable")
+#: A node's overall state is the worst of its certificates' (unreachable: it did not answer).
+_SEVERITY = ("expired", "missing", "older", "due", "in sync")
+_DRIFT = ("older", "missing")
+DEFAULT_KEY_TYPE = "ec256"  # acme_stateless_order's default, which the playbooks keep
+_MODE_NOISE = re.compile(r"; mode/owner/group (fixed|differ from what is asked)")
+_MARKDOWN = re.compile(r"([\\`*_|\[\]<>~#])")
+
+
+# ------------------------------------------------------------------ nodes
+
+
+def plain(value: t.Any) -> t.Any:
+    """A deep copy made of dicts, lists and scalars (Ansible hands over lazy mappings)."""
+    if isinstance(value, t.Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+def _read(result: t.Any) -> tuple[bool, list[dict[str, t.Any]], dict[str, t.Any] | None]:
+    """(answered, certificates, process) of a registered haproxy_runtime_cert_info result."""
+    if not isinstance(result, dict) or result.get("failed") or result.get("unreachable") or result.get("skipped"):
+        return False, [], None
+    certificates = result.get("certificates")
+    if not isinstance(certificates, list):
+        return False, [], None
+    process = result.get("process")
+    return True, certificates, process if isinstance(process, dict) else None
+
+
+def node(name: str, host_vars: t.Mapping[str, t.Any], *, certificates: str | None = None, served: str | None = None,
+         deployed: str | None = None, served_after: str | None = None) -> Node:
+    """One node from its host variables, each argument naming the variable to read."""
+
+    def var(key: str | None) -> t.Any:
+        return plain(host_vars.get(key)) if key and key in host_vars else None
+
+    asked = var(certificates)
+    answered, entries, process = _read(var(served))
+    pushed = var(deployed)
+    return {
+        "name": name,
+        "answered": answered,
+        "certificates": asked if isinstance(asked, list) else None,
+        "served": entries,
+        "process": process,
+        "deployed": pushed.get("certificates") if isinstance(pushed, dict) else None,
+        "process_after": _read(var(served_after))[2],
+    }
+
+
+def nodes(hosts: t.Iterable[str], hostvars: t.Mapping[str, t.Mapping[str, t.Any]], **names: str | None) -> list[Node]:
+    """``node()`` for every host, in order; a host without variables is a node that did not answer."""
+    # Not hostvars.get(): Ansible's HostVars answers an unknown host with an undefined marker.
+    return [node(str(host), hostvars[host] if host in hostvars else {}, **names) for host in hosts]  # noqa: SIM401
+
+
+# ------------------------------------------------------------- plan & seed
+
+
+def bundle_path(cert_dir: str, name: str) -> str:
+    return f"{cert_dir.rstrip('/')}/{name}.pem"
+
+
+def identity(cert: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
+    """What makes two definitions of one name the same certificate: names, key type, profile."""
+    return {
+        "domains": sorted({str(d).lower() for d in cert.get("domains") or []}),
+        "key_type": cert.get("key_type") or DEFAULT_KEY_TYPE,
+        "profile": cert.get("profile") or "",
+    }
+
+
+def _describe(ident: t.Mapping[str, t.Any]) -> str:
+    profile = f"profile {ident['profile']}" if ident["profile"] else "no profile"
+    return f"domains {', '.join(ident['domains']) or 'none'}, key type {ident['key_type']}, {profile}"
+
+
+def _conflict(name: str, variants: list[tuple[dict[str, t.Any], list[str]]]) -> dict[str, t.Any]:
+    differ = [key for key in ("domains", "key_type", "profile") if len({repr(v[0][key]) for v in variants}) > 1]
+    text = "; ".join(f"{', '.join(hosts)}: {_describe(ident)}" for ident, hosts in variants)
+    return {"name": name, "nodes": [h for _, hosts in variants for h in hosts], "differ": differ,
+            "reason": f"{name} ({text})"}
+
+
+def fleet_certificates(fleet: t.Sequence[Node]) -> tuple[list[dict[str, t.Any]], list[dict[str, t.Any]]]:
+    """Every certificate the answering nodes ask for, once (the first definition), and the
+    names defined differently by different nodes (a fleet orders each name once)."""
+    certificates: list[dict[str, t.Any]] = []
+    variants: dict[str, list[tuple[dict[str, t.Any], list[str]]]] = {}
+    for member in fleet:
+        if not member["answered"]:
+            continue
+        for cert in member["certificates"] or []:
+            ident = identity(cert)
+            seen = variants.setdefault(cert["name"], [])
+            if not seen:
+                certificates.append(cert)
+            match = next((hosts for known, hosts in seen if known == ident), None)
+            if match is None:
+                seen.append((ident, [member["name"]]))
+            elif member["name"] not in match:
+                match.append(member["name"])
+    conflicts = [_conflict(name, found) for name, found in variants.items() if len(found) > 1]
+    return certificates, conflicts
+
+
+def _used(entry: t.Mapping[str, t.Any], path: str) -> bool:
+    return entry.get("path") == path and entry.get("status") == "Used"
+
+
+def _days_left(entry: t.Mapping[str, t.Any]) -> float | None:
+    days = entry.get("days_left")
+    return float(days) if isinstance(days, (int, float)) and not isinstance(days, bool) else None
+
+
+def _after(entry: t.Mapping[str, t.Any]) -> dt.datetime | None:
+    return parse_time(entry.get("not_after"))
+
+
+def seeds(certificates: t.Sequence[t.Mapping[str, t.Any]], fleet: t.Sequence[Node],
+          cert_dir: str) -> list[dict[str, t.Any]]:
+    """Per certificate, a node that serves its newest valid copy: [{name, host, serial, not_after}].
+
+    Newest: the latest notAfter among copies served (status Used) that have not expired,
+    counting only the answering nodes that ask for the certificate. Nodes serving that
+    very copy share the work: the n-th certificate goes to the (n mod k)-th of its k
+    holders, so that the nodes hand their bundles over in parallel. A certificate no
+    node serves gets no seed (it is ordered).
+    """
+    result = []
+    for index, cert in enumerate(certificates):
+        path = bundle_path(cert_dir, cert["name"])
+        best: dict[str, t.Any] | None = None
+        best_after: dt.datetime | None = None
+        holders: list[str] = []
+        for member in fleet:
+            if not member["answered"] or cert["name"] not in {c.get("name") for c in member["certificates"] or []}:
+                continue
+            for entry in member["served"]:
+                after, days = _after(entry), _days_left(entry)
+                if not _used(entry, path) or after is None or days is None or days <= 0:
+                    continue
+                if best_after is None or after > best_after:
+                    best, best_after, holders = entry, after, [member["name"]]
+                elif best is not None and after == best_after and entry.get("serial") == best.get("serial"):
+                    holders.append(member["name"])
+        if best is not None:
+            result.append({"name": cert["name"], "host": holders[index % len(holders)],
+                           "serial": best.get("serial"), "not_after": best.get("not_after")})
+    return result
+
+
+def plan(fleet: t.Sequence[Node], cert_dir: str) -> dict[str, t.Any]:
+    """{certificates, conflicts, seeds}: what the fleet orders and where each seed comes from."""
+    certificates, conflicts = fleet_certificates(fleet)
+    return {"certificates": certificates, "conflicts": conflicts, "seeds": seeds(certificates, fleet, cert_dir)}
+
+
+def push(certificates: t.Sequence[t.Mapping[str, t.Any]], cert_dir: str,
+         bundles: t.Mapping[str, str]) -> list[dict[str, t.Any]]:
+    """haproxy_runtime_cert's ``certificates`` for one node: each certificate it asks for
+    that has a bundle (``bundles`` maps the controller's file paths to their PEM text);
+    one whose order failed and that no node served has none and is left out."""
+    by_file = {str(path).rsplit("/", 1)[-1]: pem for path, pem in bundles.items()}
+    return [{"path": bundle_path(cert_dir, cert["name"]), "pem_content": by_file[f"{cert['name']}.pem"],
+             "expected_domains": list(cert.get("domains") or [])}
+            for cert in certificates if f"{cert['name']}.pem" in by_file]
+
+
+# ---------------------------------------------------------------- summary
+
+
+def _cert_name(path: str) -> str:
+    base = str(path).rsplit("/", 1)[-1]
+    return base[:-4] if base.endswith(".pem") else base
+
+
+def summary(issued: t.Any, fleet: t.Sequence[Node], play_hosts_all: t.Sequence[str]) -> dict[str, t.Any]:
+    """What a fleet run did (docs/fleet.md): orders, per certificate the order step's
+    outcome, per node what it now serves that it did not, who did not answer, worker PIDs.
+
+    ``fleet`` holds the nodes still in the play at the end; the others did not answer."""
+    results = issued.get("certificates") if isinstance(issued, dict) else None
+    results = results if isinstance(results, list) else []
+    updated = {}
+    for member in fleet:
+        changed = [_cert_name(c["path"]) for c in member["deployed"] or [] if c.get("changed")]
+        if changed:
+            updated[member["name"]] = changed
+    present = {member["name"] for member in fleet}
+    return {
+        "orders": sum(1 for c in results if c.get("action") in ("issued", "renewed")),
+        # The order step ran on scratch copies: what it says about their file modes is noise.
+        "certificates": [{"name": c.get("name"), "action": c.get("action"),
+                          "reason": _MODE_NOISE.sub("", str(c.get("reason") or "")), "serial": c.get("serial")}
+                         for c in results],
+        "updated": updated,
+        "not_answering": [h for h in play_hosts_all if h not in present],
+        "worker_pids": {m["name"]: [(m["process"] or {}).get("pid"), (m["process_after"] or {}).get("pid")]
+                        for m in fleet},
+    }
+
+
+# ----------------------------------------------------------------- report
+
+
+def threshold(remaining_days: t.Any) -> float | None:
+    """``haproxy_acme_remaining_days`` as a number; empty or null: the lifetime rule."""
+    return None if remaining_days in (None, "") else float(remaining_days)
+
+
+def due(served: t.Mapping[str, t.Any], remaining_days: t.Any, now: dt.datetime) -> bool:
+    """The time part of the renewal rule on served dates (renewal.due_by_time); unknown dates: not due."""
+    not_before, not_after = parse_time(served.get("not_before")), parse_time(served.get("not_after"))
+    if not_before is None or not_after is None:
+        return False
+    return due_by_time(not_before, not_after, threshold(remaining_days), now)[0]
+
+
+def renewal_rule(remaining_days: t.Any) -> str:
+    days = threshold(remaining_days)
+    rule = (f"{days:g} days left" if days is not None
+            else "a third of each certificate's lifetime left (half under 10 days)")
+    return f"{rule}, or the CA's renewal window (ARI)"
+
+
+def _wanted(fleet: t.Sequence[Node], cert_dir: str) -> tuple[list[str], dict[str, list[str]]]:
+    """Every certificate path in the report, and per node those it should serve: its own
+    certificates, or, when it has none, whatever any answering node serves from cert_dir."""
+    prefix = cert_dir.rstrip("/") + "/"
+    served_paths: list[str] = []
+    for member in fleet:
+        for entry in member["served"]:
+            path = str(entry.get("path") or "")
+            if path.startswith(prefix) and path not in served_paths:
+                served_paths.append(path)
+    paths: list[str] = []
+    wanted = {}
+    for member in fleet:
+        own = [bundle_path(cert_dir, c["name"]) for c in member["certificates"] or []]
+        wanted[member["name"]] = own or served_paths
+        paths.extend(p for p in wanted[member["name"]] if p not in paths)
+    return paths, wanted
+
+
+def _reference(fleet: t.Sequence[Node], path: str) -> dict[str, t.Any] | None:
+    """The newest copy any answering node serves (latest notAfter, status Used)."""
+    best: dict[str, t.Any] | None = None
+    for member in fleet:
+        for entry in member["served"]:
+            after = _after(entry)
+            if _used(entry, path) and after is not None and (best is None or after > t.cast(dt.datetime, _after(best))):
+                best = entry
+    return best
+
+
+def _state(member: Node, served: t.Mapping[str, t.Any] | None, reference: t.Mapping[str, t.Any] | None, *,
+           is_fleet: bool, remaining_days: t.Any, now: dt.datetime) -> str:
+    days = _days_left(served or {})
+    if not member["answered"]:
+        return "unreachable"
+    if not served:
+        return "missing"
+    if is_fleet and served.get("serial") != (reference or {}).get("serial"):
+        return "older"
+    if days is not None and days < 0:
+        return "expired"
+    if due(served, remaining_days, now):
+        return "due"
+    return "in sync"
+
+
+def urgency(row: t.Mapping[str, t.Any]) -> tuple[float, int, str, str]:
+    """Sort key of the report's rows: days left, ascending (a certificate a node does not
+    serve, or serves without dates, first; a node that did not answer last), then drift
+    first, then certificate and node."""
+    days = row.get("days_left")
+    if row["state"] == "unreachable":
+        key = math.inf
+    elif days is None:
+        key = -math.inf
+    else:
+        key = float(days)
+    return key, 0 if row.get("drift") else 1, str(row["certificate"]), str(row["node"])
+
+
+def _row(member: Node, path: str, served: t.Mapping[str, t.Any] | None, reference: t.Mapping[str, t.Any] | None, *,
+         state: str, is_fleet: bool) -> dict[str, t.Any]:
+    served = served or {}
+    return {
+        "certificate": _cert_name(path), "path": path, "node": member["name"], "state": state,
+        "drift": None if state == "unreachable" else state in _DRIFT,
+        "serial": served.get("serial"), "reference_serial": (reference or {}).get("serial") if is_fleet else None,
+        "not_after": served.get("not_after"), "days_left": _days_left(served),
+        "issuer": served.get("issuer"), "domains": list(served.get("domains") or []),
+    }
+
+
+def _node_line(member: Node, rows: list[dict[str, t.Any]]) -> dict[str, t.Any]:
+    """A node's line: its worst state (None when it should serve nothing), drift, HAProxy."""
+    mine = [r for r in rows if r["node"] == member["name"]]
+    states = {r["state"] for r in mine} if member["answered"] else {"unreachable"}
+    process = member["process"] or {}
+    return {"name": member["name"], "answered": member["answered"],
+            "state": next((s for s in (*_SEVERITY, "unreachable") if s in states), None),
+            "states": [s for s in STATES if s in states],
+            "certificates": len(mine), "drift": [r["certificate"] for r in mine if r["drift"]],
+            "haproxy_version": process.get("version"), "worker_pid": process.get("pid")}
+
+
+def report(fleet: t.Sequence[Node], cert_dir: str, remaining_days: t.Any = None, is_fleet: bool = True,
+           now: dt.datetime | None = None) -> dict[str, t.Any]:
+    """The certificate x node report (docs/fleet.md, "The report").
+
+    Per certificate, in a fleet, the reference is the newest copy any node serves;
+    standalone hosts each have their own copy, so "older" does not apply to them. A row's
+    state is one of STATES: in sync (serves the reference copy), due (the same, due by its
+    dates), expired (the same, expired), older (drift: another copy), missing (drift: not
+    served), unreachable (the node did not answer). Rows come most urgent first (urgency).
+    Node counts are per state: a node counts once in each state one of its rows has.
+    """
+    now = now or dt.datetime.now(dt.timezone.utc)
+    paths, wanted = _wanted(fleet, cert_dir)
+    rows = []
+    for path in paths:
+        reference = _reference([m for m in fleet if m["answered"]], path)
+        for member in fleet:
+            if path not in wanted[member["name"]]:
+                continue
+            served = next((e for e in reversed(member["served"]) if _used(e, path)), None)
+            state = _state(member, served, reference, is_fleet=is_fleet, remaining_days=remaining_days, now=now)
+            rows.append(_row(member, path, served, reference, state=state, is_fleet=is_fleet))
+    lines = [_node_line(member, rows) for member in fleet]
+    rows.sort(key=urgency)
+    drifting = {r["certificate"] for r in rows if r["drift"]}
+    return {
+        "generated": now.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "topology": "fleet" if is_fleet else "standalone",
+        "renewal_rule": renewal_rule(remaining_days),
+        "states": list(STATES),
+        "counts": {"nodes": len(fleet), "answered": sum(1 for m in fleet if m["answered"]),
+                   "rows": len(rows),
+                   "states": {s: sum(1 for line in lines if s in line["states"]) for s in STATES}},
+        "drift": [_cert_name(p) for p in paths if _cert_name(p) in drifting],
+        "unreachable": [m["name"] for m in fleet if not m["answered"]],
+        "nodes": lines,
+        "rows": rows,
+    }
+
+
+def markdown_escape(value: t.Any) -> str:
+    """Text for a Markdown table cell: ``|``, ``*``, ``_``, backticks and the like backslash-escaped,
+    line breaks as spaces."""
+    text = "" if value is None else str(value)
+    return _MARKDOWN.sub(r"\\\1", " ".join(text.splitlines()))
+
+
+# ------------------------------------------------------------- validation
+
+
+def invalid_certificates(certificates: t.Any) -> str | None:
+    """Why a certificate list cannot be used, or None."""
+    if not isinstance(certificates, list):
+        return "the certificates must be a list of {name, domains[, key_type][, profile]}"
+    for cert in certificates:
+        if not isinstance(cert, dict) or not isinstance(cert.get("name"), str) or not cert["name"]:
+            return f"each certificate needs a name, not {cert!r}"
+        if not isinstance(cert.get("domains", []), list):
+            return f"the domains of certificate {cert['name']!r} must be a list"
+    return None
+
+
+_NODE_DEFAULTS: dict[str, t.Any] = {"answered": False, "certificates": None, "served": [], "process": None,
+                                   "deployed": None, "process_after": None}
+
+
+def as_nodes(fleet: t.Any) -> list[Node]:
+    """Plain, complete copies of nodes as ``nodes()`` builds them; ValueError saying what is wrong."""
+    fleet = plain(fleet)
+    if not isinstance(fleet, list):
+        raise ValueError("a list of nodes (the fleet_nodes filter's output) is expected")
+    result = []
+    for given in fleet:
+        if not isinstance(given, dict) or not isinstance(given.get("name"), str):
+            raise ValueError(f"each node must be a dictionary with a name, as fleet_nodes makes them, not {given!r}")
+        member = {**_NODE_DEFAULTS, **{k: v for k, v in given.items() if v is not None}}
+        problem = None if member["certificates"] is None else invalid_certificates(member["certificates"])
+        if problem or not isinstance(member["served"], list):
+            raise ValueError(f"node {member['name']}: {problem or 'served must be a list'}")
+        result.append(member)
+    return result

@@ -1,0 +1,242 @@
+# Copyright (c) tlsops.haproxy_acme contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""What a fleet run decides: fleet_nodes, fleet_plan, fleet_push and fleet_summary."""
+
+from __future__ import annotations
+
+import typing as t
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.tlsops.haproxy_acme.plugins.filter import fleet_nodes as nodes_plugin
+from ansible_collections.tlsops.haproxy_acme.plugins.filter import fleet_plan as plan_plugin
+from ansible_collections.tlsops.haproxy_acme.plugins.filter import fleet_push as push_plugin
+from ansible_collections.tlsops.haproxy_acme.plugins.filter import fleet_summary as summary_plugin
+from ansible_collections.tlsops.haproxy_acme.plugins.filter.fleet_nodes import fleet_nodes
+from ansible_collections.tlsops.haproxy_acme.plugins.filter.fleet_plan import fleet_plan
+from ansible_collections.tlsops.haproxy_acme.plugins.filter.fleet_push import fleet_push
+from ansible_collections.tlsops.haproxy_acme.plugins.filter.fleet_summary import fleet_summary
+from tests.unit.plugins.filter.fleet_data import CERT_DIR, cert, node, served
+
+A = cert("a.test", "a.test", "www.a.test")
+
+# ------------------------------------------------------------------ conflicts
+
+
+@pytest.mark.parametrize(("first", "second", "differ"), [
+    pytest.param(A, cert("a.test", "a.test", "www.a.test"), None, id="same"),
+    pytest.param(A, cert("a.test", "WWW.a.test", "a.test"), None, id="same names in another order and case"),
+    pytest.param(A, cert("a.test", "a.test"), ["domains"], id="other domains"),
+    pytest.param(A, cert("a.test", "a.test", "www.a.test", key_type="rsa2048"), ["key_type"], id="other key type"),
+    pytest.param(A, cert("a.test", "a.test", "www.a.test", key_type="ec256"), None, id="the default key type, named"),
+    pytest.param(A, cert("a.test", "a.test", "www.a.test", profile="shortlived"), ["profile"], id="other profile"),
+    pytest.param(cert("a.test", profile="classic"), cert("a.test", profile="shortlived"), ["profile"],
+                 id="two profiles"),
+    pytest.param(A, cert("a.test", "a.test", "www.a.test", profile=""), None, id="an empty profile is none"),
+    pytest.param(A, cert("a.test", "a.test", key_type="rsa2048", profile="shortlived"),
+                 ["domains", "key_type", "profile"], id="everything differs"),
+])
+def test_conflicts(first: dict[str, t.Any], second: dict[str, t.Any], differ: list[str] | None) -> None:
+    plan = fleet_plan([node("web1", [first], []), node("web2", [second], [])], CERT_DIR)
+    assert plan["certificates"] == [first]  # the first definition is the one ordered
+    if differ is None:
+        assert plan["conflicts"] == []
+    else:
+        [conflict] = plan["conflicts"]
+        assert (conflict["name"], conflict["nodes"], conflict["differ"]) == ("a.test", ["web1", "web2"], differ)
+        assert conflict["reason"].startswith("a.test (web1: domains a.test") and "; web2: domains" in conflict["reason"]
+
+
+def test_a_conflict_names_each_variant_once_with_its_nodes() -> None:
+    other = cert("a.test", "a.test")
+    plan = fleet_plan([node("web1", [A], []), node("web2", [other], []), node("web3", [A], [])], CERT_DIR)
+    assert plan["conflicts"][0]["reason"] == ("a.test (web1, web3: domains a.test, www.a.test, key type ec256, "
+                                              "no profile; web2: domains a.test, key type ec256, no profile)")
+
+
+def test_a_node_that_did_not_answer_neither_conflicts_nor_adds_certificates() -> None:
+    plan = fleet_plan([node("web1", [A], []), node("web2", [cert("a.test"), cert("b.test")], None)], CERT_DIR)
+    assert plan["conflicts"] == [] and plan["certificates"] == [A]
+
+
+def test_groups_asking_for_different_sets_are_ordered_once_each() -> None:
+    b, c = cert("b.test"), cert("c.test")
+    plan = fleet_plan([node("web1", [A, b], []), node("web2", [b, c], []), node("web3", [c], [])], CERT_DIR)
+    assert [x["name"] for x in plan["certificates"]] == ["a.test", "b.test", "c.test"]
+
+
+# --------------------------------------------------------------------- seeds
+
+B = cert("b.test")
+
+
+@pytest.mark.parametrize(("nodes", "seed"), [
+    pytest.param([node("web1", [B], [served("b.test", "01", 30)]), node("web2", [B], [served("b.test", "02", 60)])],
+                 ("web2", "02"), id="the latest notAfter wins"),
+    pytest.param([node("web1", [B], [served("b.test", "01", 30)]),
+                  node("web2", [B], [served("b.test", "02", 60, status="Unused")])],
+                 ("web1", "01"), id="only copies HAProxy serves (Used)"),
+    pytest.param([node("web1", [B], [served("b.test", "01", 30)]), node("web2", [B], [served("b.test", "02", -1)])],
+                 ("web1", "01"), id="an expired copy is no seed"),
+    pytest.param([node("web1", [B], [served("b.test", "01", -3)])], None, id="only expired copies: no seed"),
+    pytest.param([node("web1", [B], [served("b.test", "01", 30)]), node("web2", [B], None)],
+                 ("web1", "01"), id="a node that did not answer is not asked"),
+    pytest.param([node("web1", [B], [served("b.test", "01", 30)]),
+                  node("web2", [A], [served("b.test", "02", 60)])],
+                 ("web1", "01"), id="only nodes that ask for the certificate count"),
+    pytest.param([node("web1", [B], [served("b.test", "01", 30)]),
+                  node("web2", [B], [{**served("b.test", "02", 60), "path": "/srv/other/b.test.pem"}])],
+                 ("web1", "01"), id="only the certificate directory counts"),
+    pytest.param([node("web1", [B], [served("b.test", "01", 60)]), node("web2", [B], [served("b.test", "02", 60)])],
+                 ("web1", "01"), id="same notAfter, another serial: the first holder"),
+    pytest.param([node("web1", [B], []), node("web2", [B], [])], None, id="no node serves it: no seed"),
+    pytest.param([node("web1", [B], [{**served("b.test", "01", 60), "not_after": None}])], None,
+                 id="a copy without dates is no seed"),
+])
+def test_newest_copy(nodes: list[dict[str, t.Any]], seed: tuple[str, str] | None) -> None:
+    seeds = fleet_plan(nodes, CERT_DIR)["seeds"]
+    assert [(s["host"], s["serial"]) for s in seeds] == ([seed] if seed else [])
+    if seed:
+        assert seeds[0]["name"] == "b.test" and seeds[0]["not_after"].endswith("Z")
+
+
+def test_certificates_served_alike_are_spread_over_their_holders() -> None:
+    certs = [cert(f"c{i}.test") for i in range(5)]
+    entries = [served(c["name"], f"0{i}", 60) for i, c in enumerate(certs)]
+    nodes = [node("web1", certs, entries), node("web2", certs, entries), node("web3", certs[:4], entries),
+             node("web4", certs, None)]
+    seeds = fleet_plan(nodes, CERT_DIR)["seeds"]
+    # The n-th certificate goes to holder n mod k; c4 has two holders (web3 does not ask for it).
+    assert [(s["name"], s["host"]) for s in seeds] == [
+        ("c0.test", "web1"), ("c1.test", "web2"), ("c2.test", "web3"), ("c3.test", "web1"), ("c4.test", "web1")]
+
+
+def test_a_certificate_no_node_serves_is_ordered_without_a_seed() -> None:
+    plan = fleet_plan([node("web1", [A, B], [served("b.test", "01", 50)])], CERT_DIR)
+    assert [c["name"] for c in plan["certificates"]] == ["a.test", "b.test"]
+    assert [s["name"] for s in plan["seeds"]] == ["b.test"]
+
+
+@pytest.mark.parametrize("bad", ["web1", [{"answered": True}], [{"name": "web1", "certificates": [{"domains": []}]}],
+                                 [{"name": "web1", "certificates": "a.test"}], [{"name": "web1", "served": "x"}]])
+def test_plan_refuses_what_is_not_nodes(bad: t.Any) -> None:
+    with pytest.raises(AnsibleFilterError, match=r"^fleet_plan: "):
+        fleet_plan(bad, CERT_DIR)
+
+
+# ---------------------------------------------------------------------- push
+
+
+@pytest.mark.parametrize(("bundles", "pushed"), [
+    pytest.param({"/tmp/s/a.test.pem": "A", "/tmp/s/b.test.pem": "B"}, ["a.test", "b.test"], id="both bundles"),
+    pytest.param({"/tmp/s/b.test.pem": "B"}, ["b.test"], id="an order failed and no node served it"),
+    pytest.param({"/tmp/s/a.test.pem": "A", "/tmp/s/c.test.pem": "C"}, ["a.test"], id="another node's certificate"),
+    pytest.param({}, [], id="nothing"),
+])
+def test_push(bundles: dict[str, str], pushed: list[str]) -> None:
+    result = fleet_push([A, B], CERT_DIR, bundles)
+    assert [p["path"] for p in result] == [f"{CERT_DIR}/{name}.pem" for name in pushed]
+    contents = {"a.test": "A", "b.test": "B"}
+    domains = {"a.test": ["a.test", "www.a.test"], "b.test": ["b.test"]}
+    assert all(p["pem_content"] == contents[n] and p["expected_domains"] == domains[n] for p, n in zip(result, pushed))
+
+
+@pytest.mark.parametrize(("certificates", "bundles"), [("a.test", {}), ([A], ["/tmp/a.test.pem"]), ([{}], {})])
+def test_push_refuses_bad_input(certificates: t.Any, bundles: t.Any) -> None:
+    with pytest.raises(AnsibleFilterError, match=r"^fleet_push: "):
+        fleet_push(certificates, CERT_DIR, bundles)
+
+
+# ------------------------------------------------------------------- summary
+
+
+def _deployed(*changed: str, unchanged: t.Sequence[str] = ()) -> list[dict[str, t.Any]]:
+    return ([{"path": f"{CERT_DIR}/{n}.pem", "changed": True} for n in changed]
+            + [{"path": f"{CERT_DIR}/{n}.pem", "changed": False} for n in unchanged])
+
+
+ISSUED = {"changed": True, "certificates": [
+    {"name": "a.test", "action": "renewed", "reason": "10.0 days left of 90.0; mode/owner/group fixed",
+     "serial": "0A"},
+    {"name": "b.test", "action": "unchanged", "reason": "valid, 60.0 days left; mode/owner/group differ from what is asked",
+     "serial": "0B"},
+    {"name": "c.test", "action": "issued", "reason": "no certificate yet", "serial": "0C"},
+    {"name": "d.test", "action": "failed", "msg": "the CA said no"},
+]}
+
+
+@pytest.mark.parametrize(("issued", "orders"), [
+    pytest.param(ISSUED, 2, id="issued and renewed count"),
+    pytest.param({"failed": True, "msg": "no CA"}, 0, id="the order step failed as a whole"),
+    pytest.param({}, 0, id="the order step never ran"),
+    pytest.param(None, 0, id="nothing registered"),
+])
+def test_summary_orders(issued: t.Any, orders: int) -> None:
+    summary = fleet_summary(issued, [node("web1", [A], [])], ["web1"])
+    assert summary["orders"] == orders
+    assert len(summary["certificates"]) == (4 if issued is ISSUED else 0)
+
+
+def test_summary() -> None:
+    web1, web2 = node("web1", [A], [], pid=11), node("web2", [A], [], pid=22)
+    web1.update(deployed=_deployed("a.test", unchanged=["b.test"]), process_after={"pid": 11})
+    web2.update(deployed=_deployed(unchanged=["a.test"]), process_after={"pid": 23})
+    summary = fleet_summary(ISSUED, [web1, web2], ["web1", "web2", "web3"])
+    assert summary["updated"] == {"web1": ["a.test"]}
+    assert summary["not_answering"] == ["web3"]
+    assert summary["worker_pids"] == {"web1": [11, 11], "web2": [22, 23]}
+    assert summary["certificates"][:2] == [
+        {"name": "a.test", "action": "renewed", "reason": "10.0 days left of 90.0", "serial": "0A"},
+        {"name": "b.test", "action": "unchanged", "reason": "valid, 60.0 days left", "serial": "0B"}]
+    assert summary["certificates"][3] == {"name": "d.test", "action": "failed", "reason": "", "serial": None}
+
+
+def test_summary_of_a_node_whose_push_was_skipped() -> None:
+    summary = fleet_summary(ISSUED, [node("web1", [A], [])], ["web1"])
+    assert summary["updated"] == {} and summary["worker_pids"] == {"web1": [100, None]}
+
+
+# --------------------------------------------------------------------- nodes
+
+CERT_INFO = {"changed": False, "certificates": [served("a.test", "01", 30)], "process": {"pid": 7, "version": "3.0"}}
+
+
+@pytest.mark.parametrize(("result", "answered"), [
+    pytest.param(CERT_INFO, True, id="answered"),
+    pytest.param({**CERT_INFO, "certificates": []}, True, id="answered, serves nothing"),
+    pytest.param({"unreachable": True, "msg": "ssh: connect to host"}, False, id="unreachable"),
+    pytest.param({"failed": True, "msg": "no socket"}, False, id="failed"),
+    pytest.param({"skipped": True}, False, id="skipped"),
+    pytest.param(None, False, id="dropped out before the read"),
+])
+def test_nodes(result: t.Any, answered: bool) -> None:
+    hostvars: dict[str, dict[str, t.Any]] = {"web1": {"wanted": [A], "cert_info": result, "pushed": {
+        "certificates": _deployed("a.test")}}}
+    if result is None:
+        del hostvars["web1"]["cert_info"]
+    [web1] = fleet_nodes(["web1"], hostvars, certificates="wanted", served="cert_info", deployed="pushed")
+    assert web1["name"] == "web1" and web1["answered"] is answered and web1["certificates"] == [A]
+    assert web1["served"] == (result["certificates"] if answered else [])
+    assert web1["process"] == ({"pid": 7, "version": "3.0"} if answered else None)
+    assert web1["deployed"] == _deployed("a.test") and web1["process_after"] is None
+
+
+def test_nodes_of_hosts_without_variables_did_not_answer() -> None:
+    assert fleet_nodes(["web9"], {}, served="cert_info") == [
+        {"name": "web9", "answered": False, "certificates": None, "served": [], "process": None,
+         "deployed": None, "process_after": None}]
+
+
+@pytest.mark.parametrize(("hosts", "hostvars"), [("web1", {}), (["web1"], ["web1"])])
+def test_nodes_refuse_bad_input(hosts: t.Any, hostvars: t.Any) -> None:
+    with pytest.raises(AnsibleFilterError, match=r"^fleet_nodes expects"):
+        fleet_nodes(hosts, hostvars)
+
+
+def test_registered() -> None:
+    assert nodes_plugin.FilterModule().filters() == {"fleet_nodes": fleet_nodes}
+    assert plan_plugin.FilterModule().filters() == {"fleet_plan": fleet_plan}
+    assert push_plugin.FilterModule().filters() == {"fleet_push": fleet_push}
+    assert summary_plugin.FilterModule().filters() == {"fleet_summary": fleet_summary}
