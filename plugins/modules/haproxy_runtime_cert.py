@@ -19,6 +19,11 @@ description:
     covered, and the command with its payload must fit HAProxy's buffer (O(bufsize)).
   - Idempotent; when HAProxy already serves the same leaf (serial and SHA-1 fingerprint) and
     chain, nothing is sent and the result is C(changed=false).
+  - Before anything is written, every socket is asked (read-only) for its crt-lists and what it
+    holds. A socket path that is no socket, a socket below C(level admin), an O(crt_list) HAProxy
+    does not have, or a new certificate outside every directory HAProxy loads fails the
+    certificate with nothing written or sent. A socket nobody answers on (HAProxy down) does not
+    stop the write; the module fails saying so.
   - A certificate HAProxy holds but does not serve (status C(Unused), for example after a
     C(new ssl cert) with no C(add ssl crt-list)) is attached to its crt-list. After every change
     the module reads C(show ssl cert) back and requires the new serial and the status C(Used).
@@ -33,6 +38,12 @@ description:
   - O(state=absent) sends C(del ssl crt-list) and C(del ssl cert), and removes the file.
   - Many certificates (O(certificates)) go over one connection per socket. One certificate
     failing does not stop the others; the module fails at the end if any failed.
+  - HAProxy restarted or reloaded during the push is handled. A lost connection is opened again
+    for up to O(timeout) seconds; after the last certificate a new connection checks that the same
+    process still answers (after a reload the old connection stays with the old, stopping worker).
+    When another process answers, it loaded the files just written; every certificate is read
+    again from it and pushed where it differs, at most three times in all. A certificate that
+    could not be pushed is reported failed, with its file written.
 author:
   - tlsops.haproxy_acme contributors (@tlsops)
 requirements:
@@ -47,6 +58,8 @@ options:
         A single string is read as a list of one. M(tlsops.haproxy_acme.haproxy_runtime_cert_info)
         takes the same type, so one value in C(module_defaults) for the
         C(group/tlsops.haproxy_acme.haproxy) action group serves both modules.
+      - A unix path that exists but is no socket (a regular file, a directory) is refused before
+        anything is written.
     type: list
     elements: str
     default: [/run/haproxy/admin.sock]
@@ -71,6 +84,8 @@ options:
     description:
       - The crt-list (or C(crt) directory without its trailing slash) that serves the certificate.
         A new or C(Unused) certificate is added to it with C(add ssl crt-list).
+      - Must be one HAProxy lists in C(show ssl crt-list); it is checked before anything is written.
+        A trailing slash is dropped, as HAProxy names a C(crt <dir>/) bind by the directory alone.
       - Defaults to the directory of O(path), which is what a C(crt <dir>/) bind line uses.
       - When given, a certificate missing from this crt-list is added to it even when it is
         C(Used) elsewhere.
@@ -144,6 +159,8 @@ options:
     description:
       - Seconds to wait for the socket to connect and for each reply, and for the TLS handshake of
         O(verify_address).
+      - Also how long HAProxy may take to come back when the connection is lost during the push
+        (HAProxy restarted).
     type: float
     default: 10
   busy_timeout:

@@ -19,6 +19,13 @@ must never be committed: we abort it and try again.
 A certificate that is committed but in no crt-list is ``Unused``: loaded, never
 served. After every change we read ``show ssl cert <name>`` back and require the
 new serial and ``Status: Used``.
+
+A session knows the process it talks to (``show info`` Pid) and the crt-lists
+that process has (``show ssl crt-list``), read by ``begin()`` before anything is
+written. A connection lost in the middle (HAProxy restarted, or stopped) leaves
+what was open in that process to ``recover()``: it connects again within a bound
+and cleans up only if the same process answers; a new process started from the
+configuration and the files on disk, so nothing of ours is open in it.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import
     ConfigError,
     HaproxyAcmeError,
     RuntimeApiBusy,
+    RuntimeApiConnectionError,
     RuntimeApiError,
     RuntimeApiVerifyError,
 )
@@ -49,6 +57,8 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.parse
     open_transaction,
     parse_cert_detail,
     parse_crt_list,
+    parse_crt_lists,
+    parse_pid,
     raise_for_reply,
     transaction_of,
 )
@@ -64,6 +74,7 @@ ABSENT = "absent"
 CREATED, UPDATED, UNCHANGED, REMOVED, FAILED = "created", "updated", "unchanged", "removed", "failed"
 CLEANUP_WAIT = 5.0
 POLL = 0.05
+RECONNECT_POLL = 0.1
 
 
 # ----------------------------------------------------------- what we want
@@ -107,6 +118,7 @@ def desired_present(
     bufsize: int = cmd.DEFAULT_BUFSIZE,
 ) -> Desired:
     """Check everything before HAProxy is touched: name, bundle, key, expiry, chain, size."""
+    crt_list = normal_crt_list(crt_list)
     check_path(path, crt_list)
     bundle = parse_bundle(pem)
     check_bundle(bundle, expected_domains)
@@ -116,8 +128,16 @@ def desired_present(
 
 
 def desired_absent(path: str, crt_list: str | None = None) -> Desired:
+    crt_list = normal_crt_list(crt_list)
     check_path(path, crt_list)
     return Desired(path, ABSENT, crt_list)
+
+
+def normal_crt_list(crt_list: str | None) -> str | None:
+    """A crt directory as HAProxy names it: ``show ssl crt-list`` lists ``crt /dir/`` as ``/dir``."""
+    if not crt_list:
+        return None
+    return crt_list.rstrip("/") or "/"
 
 
 def check_path(path: str, crt_list: str | None) -> None:
@@ -212,14 +232,68 @@ class CertSession:
         # transaction is read back before every commit (a round trip saved otherwise).
         self._contended = False
         self._confirmed: RuntimeCert | None = None  # read back after the last commit
+        # What a lost connection left in HAProxy: (our open transaction, a store we created).
+        self._lost: tuple[str | None, str | None] | None = None
+        self.pid: int | None = None  # the process behind the socket, from begin()
+        self.crt_lists: set[str] | None = None  # its crt-lists and crt directories, from begin()
         self.aborted: list[str] = []
         self.warnings: list[str] = []
 
     # ------------------------------------------------------------ reading
 
+    def begin(self) -> None:
+        """Learn the process behind the socket and its crt-lists: one pipeline, read-only.
+
+        ``show ssl crt-list`` needs level admin, as every change does: a socket below it
+        fails here, before anything is written.
+        """
+        info_reply, lists_reply = self.api.run_many([cmd.show_info(), cmd.show_crt_lists()])
+        if "currently locked" in lists_reply:
+            lists_reply = self._run(cmd.show_crt_lists(), None, check=False)
+        raise_for_reply("show ssl crt-list", lists_reply)
+        self.pid = parse_pid(info_reply)
+        self.crt_lists = set(parse_crt_lists(lists_reply))
+
+    def unknown_list(self, want: Desired, plan: Plan) -> str | None:
+        """Why ``want`` cannot be served by this process's crt-lists, or None.
+
+        An explicit ``crt_list`` must be one HAProxy has; a certificate that must be
+        attached (new, empty or ``Unused``) needs its target list, by default the
+        directory of its path (a ``crt <dir>/`` bind).
+        """
+        if self.crt_lists is None or want.state != PRESENT:
+            return None
+        if want.crt_list is None and "add" not in plan.steps:
+            return None
+        target = want.target_list
+        if target in self.crt_lists:
+            return None
+        known = ", ".join(sorted(self.crt_lists)) or "none"
+        if want.crt_list is None:
+            what = (
+                f"{want.path} is not in a directory HAProxy loads ('crt {target}/' on a bind line),"
+                " and no crt_list was given"
+            )
+        else:
+            what = f"HAProxy has no crt-list {target}"
+        return (
+            f"{what}: 'show ssl crt-list' lists {known}. Set crt_list to one of them (a crt-list file,"
+            " or the directory of a 'crt <dir>/' bind line)"
+        )
+
     def observe(self, wanted: t.Sequence[Desired]) -> list[tuple[RuntimeCert | None, bool | None]]:
-        """``(current, listed)`` per certificate, in few round trips (one pipeline)."""
-        lists = sorted({w.crt_list for w in wanted if w.crt_list and w.state == PRESENT})
+        """``(current, listed)`` per certificate, in few round trips (one pipeline).
+
+        Only crt-lists HAProxy has are asked about (``listed`` is None for the others:
+        ``unknown_list`` names them).
+        """
+        lists = sorted(
+            {
+                w.crt_list
+                for w in wanted
+                if w.crt_list and w.state == PRESENT and (self.crt_lists is None or w.crt_list in self.crt_lists)
+            }
+        )
         shows = [cmd.show_cert(w.path) for w in wanted] + [cmd.show_crt_list(name) for name in lists]
         replies = self.api.run_many(shows)
         current = [self._cert_from(reply, w.path) for reply, w in zip(replies, wanted)]
@@ -259,12 +333,17 @@ class CertSession:
             if "set" in plan.steps:
                 self._set_and_commit(want)
             if "add" in plan.steps:
-                self._run(cmd.add_crt_list(want.target_list, want.path), want.path)
-                self._confirmed = None  # its status changes: read it again
+                self._add(want)
             if "del_list" in plan.steps:
                 self._del_from_list(want)
             if "del" in plan.steps:
                 self._run(cmd.del_cert(want.path), want.path)
+        except RuntimeApiConnectionError:
+            # Cleaning up now would go over a new connection, maybe to a new process
+            # that loaded this very certificate from disk: recover() decides.
+            self._lost = (self._open, want.path if created else None)
+            self._open = None
+            raise
         except BaseException:
             self._abort_ours()
             if created:
@@ -391,6 +470,77 @@ class CertSession:
             self._run(cmd.abort_cert(transaction), transaction)
             self.aborted.append(transaction)
             self.warnings.append(f"aborted the stale certificate transaction on {transaction}")
+
+    def _add(self, want: Desired) -> None:
+        """``add ssl crt-list``; another client that attached it first is no failure (verify reads it back)."""
+        reply = self._run(cmd.add_crt_list(want.target_list, want.path), want.path, check=False)
+        self._confirmed = None  # its status changes: read it again
+        if "already exists" in reply:  # 2.6: "file already exists in this directory!"
+            return
+        raise_for_reply("add ssl crt-list", reply, want.path)
+
+    # ------------------------------------------------------- lost connections
+
+    def recover(self, within: float) -> bool:
+        """Connect again after a lost connection, for up to ``within`` seconds.
+
+        True when the same process answers: what the lost connection left open in it
+        (our transaction, a store we had just created) is cleaned up. False when another
+        process answers (HAProxy was restarted or reloaded): everything we had open
+        died with the old one, and the new one loaded the configuration and the files
+        on disk. RuntimeApiConnectionError when HAProxy does not come back in time.
+        """
+        lost, self._lost = self._lost, None
+        old = self.pid
+        self._reconnect(within)
+        if self.pid is not None and self.pid == old:
+            transaction, created = lost or (None, None)
+            if transaction is not None:
+                self._quietly(cmd.abort_cert(transaction))
+            if created is not None:
+                self._quietly(cmd.del_cert(created))
+            return True
+        self._process_changed(old)
+        return False
+
+    def same_process(self) -> bool:
+        """Whether the socket still leads to the process ``begin()`` found, on a new connection.
+
+        After a reload (``-W`` master-worker, SIGUSR2) an open connection stays with the
+        old, stopping worker, which keeps answering: only a new connection reaches the
+        new worker. False (with a warning) when another process answers now.
+        """
+        old = self.pid
+        self.api.close()
+        self.begin()
+        if self.pid == old:
+            return True
+        self._process_changed(old)
+        return False
+
+    def _reconnect(self, within: float) -> None:
+        deadline = self._clock() + within
+        while True:
+            try:
+                self.api.open()
+                self.begin()
+                return
+            except RuntimeApiConnectionError as exc:
+                if self._clock() >= deadline:
+                    raise RuntimeApiConnectionError(
+                        f"the connection to HAProxy's Runtime API at {self.api.address} was lost during the deploy"
+                        f" (HAProxy restarted or stopped) and it did not come back within {within:g} s: {exc}",
+                        socket=self.api.address,
+                    ) from None
+                self._sleep(RECONNECT_POLL)
+
+    def _process_changed(self, old: int | None) -> None:
+        self._open = None
+        self._contended = False
+        self.warnings.append(
+            f"HAProxy behind {self.api.address} was restarted or reloaded during the deploy (process {old} is now"
+            f" {self.pid}): the new process loaded the files on disk; every certificate was read again from it"
+        )
 
     def _del_from_list(self, want: Desired) -> None:
         reply = self._run(cmd.del_crt_list(want.target_list, want.path), want.path, check=False)

@@ -4,10 +4,21 @@
 """Deploy certificates to HAProxy: files on disk, then every Runtime API socket.
 
 Order matters. Every bundle is checked first (nothing is touched for a bad one).
-The file is written next, atomically, so a restart serves the new certificate
-even if the Runtime API push then fails (HAProxy down, lock held); the push
-comes last and is read back. One certificate failing does not stop the others;
-each gets its own result.
+Then every socket is asked, read-only, what it holds and which crt-lists it has:
+a socket path that is no socket, a socket below level admin, or a crt-list
+HAProxy does not have fails the certificates before the disk is touched (a
+socket nobody answers on does not: HAProxy may just be down). The file is
+written next, atomically, so a restart serves the new certificate even if the
+Runtime API push then fails (HAProxy down, lock held); the push comes last and
+is read back. One certificate failing does not stop the others; each gets its
+own result.
+
+A push holds for the process that answers at its end. A connection lost in the
+middle (HAProxy restarted) is opened again within ``timeout``; a reload leaves
+our connection with the old, stopping worker, so after the last certificate a
+new connection checks the process. When another process answers, it started
+from the files just written: every certificate is read again from it and
+pushed where it differs, at most MAX_PASSES times in all.
 """
 
 from __future__ import annotations
@@ -19,7 +30,11 @@ import typing as t
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import ConfigError, HaproxyAcmeError
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import (
+    ConfigError,
+    HaproxyAcmeError,
+    RuntimeApiConnectionError,
+)
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy import commands as cmd
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.certs import (
     ABSENT,
@@ -39,7 +54,11 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.certs
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.module_args import DEFAULT_BUSY_TIMEOUT
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.parse import RuntimeCert
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.tls import check_served
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.transport import DEFAULT_TIMEOUT, RuntimeApi
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.transport import (
+    DEFAULT_TIMEOUT,
+    RuntimeApi,
+    parse_address,
+)
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import (
     atomic_write,
     file_matches,
@@ -49,6 +68,7 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import (
 )
 
 WRITE_THREADS = 8
+MAX_PASSES = 3  # pushes to one socket whose process changed under us, before giving up
 _RANK = {UNCHANGED: 0, REMOVED: 1, UPDATED: 2, CREATED: 3, FAILED: 4}
 
 
@@ -117,6 +137,28 @@ class Report:
 
 
 ApiFactory = t.Callable[[str, float], RuntimeApi]
+Observed = t.Tuple[t.Optional[RuntimeCert], t.Optional[bool]]
+
+
+@dataclass
+class Link:
+    """One socket after the read-only look before anything is written."""
+
+    address: str
+    api: RuntimeApi | None = None
+    session: CertSession | None = None
+    observed: dict[int, Observed] = field(default_factory=dict)  # by id() of the Entry
+    error: HaproxyAcmeError | None = None  # unreachable: the files are written anyway
+
+
+@dataclass
+class SocketResult:
+    """What happened to one certificate on one socket (the last pass counts)."""
+
+    record: dict[str, t.Any]
+    before: RuntimeCert | None
+    after: RuntimeCert | None
+    error: str | None = None
 
 
 def deploy(requests: t.Sequence[Request], options: Options, api_factory: ApiFactory = RuntimeApi) -> Report:
@@ -125,10 +167,20 @@ def deploy(requests: t.Sequence[Request], options: Options, api_factory: ApiFact
     report = Report([Entry(r) for r in requests])
     for entry in report.entries:
         _prepare(entry, options)
-    _write_all([e for e in report.entries if e.desired is not None and not e.failed], options)
-    ready = [e for e in report.entries if e.desired is not None and not e.failed]
-    for address in options.sockets:
-        _push(ready, address, options, report, api_factory)
+    candidates = [e for e in report.entries if e.desired is not None and not e.failed]
+    links = [_look(candidates, address, options, api_factory) for address in options.sockets] if candidates else []
+    try:
+        _write_all([e for e in candidates if not e.failed], options)
+        ready = [e for e in candidates if not e.failed]
+        for link in links:
+            _push(ready, link, options)
+    finally:
+        for link in links:
+            if link.api is not None:
+                link.api.close()
+            if link.session is not None:
+                report.warnings.extend(link.session.warnings)
+                report.aborted.extend(link.session.aborted)
     if options.verify_address and not options.check_mode:
         for entry in ready:
             _verify_served(entry, options)
@@ -225,59 +277,177 @@ def _ownership(path: str, owner: str | None, group: str | None) -> tuple[str | N
 # ---------------------------------------------------------------- runtime
 
 
-def _push(ready: list[Entry], address: str, options: Options, report: Report, api_factory: ApiFactory) -> None:
+def _look(entries: list[Entry], address: str, options: Options, api_factory: ApiFactory) -> Link:
+    """Connect and read, before the disk is touched; fail what cannot work on this socket.
+
+    Unreachable (missing socket, refused, timed out): noted, the files are still
+    written. Anything else (not a socket, below level admin, an unknown crt-list)
+    is a configuration to fix, and fails the certificates now.
+    """
+    link = Link(address)
+    try:
+        parse_address(address)
+    except HaproxyAcmeError as exc:
+        link.error = ConfigError(str(exc), socket=address)
+        for entry in entries:
+            _socket_failed(entry, address, link.error)
+        return link
+    try:
+        link.api = api_factory(address, options.timeout)
+        link.session = CertSession(link.api, options.wait, options.abort_foreign, options.bufsize)
+        link.session.begin()
+        observed = link.session.observe([t.cast(Desired, e.desired) for e in entries])
+    except RuntimeApiConnectionError as exc:
+        link.error = exc
+        return link
+    except HaproxyAcmeError as exc:
+        link.error = exc
+        for entry in entries:
+            _socket_failed(entry, address, exc)
+        return link
+    for entry, seen in zip(entries, observed):
+        link.observed[id(entry)] = seen
+        desired = t.cast(Desired, entry.desired)
+        problem = link.session.unknown_list(desired, decide(desired, *seen))
+        if problem is not None:
+            _socket_failed(entry, address, ConfigError(f"{problem}; nothing was written or sent", socket=address))
+    return link
+
+
+def _push(ready: list[Entry], link: Link, options: Options) -> None:
+    """Push to one socket, again on the new process when HAProxy was restarted or reloaded meanwhile."""
     if not ready:
         return
-    try:
-        api = api_factory(address, options.timeout)
-    except HaproxyAcmeError as exc:
+    if link.session is None or link.error is not None:
+        error = link.error or ConfigError(f"no connection to {link.address}", socket=link.address)
         for entry in ready:
-            _socket_failed(entry, address, exc)
+            _socket_failed(entry, link.address, error)
         return
-    session = CertSession(api, options.wait, options.abort_foreign, options.bufsize)
-    try:
+    results = _passes(ready, link, link.session, options)
+    for i, entry in enumerate(ready):
+        _record(entry, link.address, results[i], options)
+
+
+def _passes(ready: list[Entry], link: Link, session: CertSession, options: Options) -> dict[int, SocketResult]:
+    """Results by index in ``ready``: passes until one ends on the process it began with.
+
+    When HAProxy does not come back, every certificate fails, those it had taken too:
+    no process serves them now (their files are written, a start loads them).
+    """
+    results: dict[int, SocketResult] = {}
+    todo = list(range(len(ready)))
+    observed: dict[int, Observed] | None = {i: link.observed[id(ready[i])] for i in todo}
+    for _ in range(MAX_PASSES):
         try:
-            observed = session.observe([t.cast(Desired, e.desired) for e in ready])
-        except HaproxyAcmeError as exc:
-            for entry in ready:
-                _socket_failed(entry, address, exc)
-            return
-        for entry, seen in zip(ready, observed):
-            _push_one(entry, session, address, seen, options)
-    finally:
-        api.close()
-        report.warnings.extend(session.warnings)
-        report.aborted.extend(session.aborted)
+            todo = _one_pass(
+                ready, todo, observed=observed, session=session, address=link.address, options=options, results=results
+            )
+        except RuntimeApiConnectionError as exc:  # HAProxy did not come back within the timeout
+            for i in todo:
+                results[i] = _failed_result(ready[i], link.address, exc, results.get(i))
+            return results
+        if not todo:
+            return results
+        observed = None
+    error = RuntimeApiConnectionError(
+        f"HAProxy behind {link.address} lost the connection or changed process in each of {MAX_PASSES} passes"
+        " of this deploy; run it again once HAProxy is steady",
+        socket=link.address,
+    )
+    for i in todo:
+        results[i] = _failed_result(ready[i], link.address, error, results.get(i))
+    return results
+
+
+def _one_pass(
+    ready: list[Entry],
+    todo: list[int],
+    *,
+    observed: dict[int, Observed] | None,
+    session: CertSession,
+    address: str,
+    options: Options,
+    results: dict[int, SocketResult],
+) -> list[int]:
+    """Push ``todo``; what is left for another pass (empty when done on an unchanged process)."""
+    if observed is None:
+        observed = dict(zip(todo, session.observe([t.cast(Desired, ready[i].desired) for i in todo])))
+    for n, i in enumerate(todo):
+        try:
+            result = _push_one(ready[i], session, address, observed[i], options)
+        except RuntimeApiConnectionError:
+            # Lost mid-way: the rest again on the same process, everything on a new one.
+            return todo[n:] if session.recover(options.timeout) else list(range(len(ready)))
+        results[i] = _merge(results.get(i), result)
+    if options.check_mode or _still_same(session, options.timeout):
+        return []
+    return list(range(len(ready)))
+
+
+def _still_same(session: CertSession, within: float) -> bool:
+    """After a pass: does the socket still lead to the process the pass talked to?"""
+    try:
+        return session.same_process()
+    except RuntimeApiConnectionError:
+        return session.recover(within)
 
 
 def _push_one(
     entry: Entry,
     session: CertSession,
     address: str,
-    observed: tuple[RuntimeCert | None, bool | None],
+    observed: Observed,
     options: Options,
-) -> None:
+) -> SocketResult:
+    """Plan, apply and read back one certificate; RuntimeApiConnectionError is left to the caller."""
     desired = t.cast(Desired, entry.desired)
     current, listed = observed
     plan = decide(desired, current, listed)
-    if not entry.sockets:
-        entry.before = current
     record: dict[str, t.Any] = {"socket": address, "action": plan.action, "reason": plan.reason}
-    entry.sockets.append(record)
+    problem = session.unknown_list(desired, plan)  # again: a reload may have changed the lists
+    if problem is not None:
+        record.update(action=FAILED, reason=problem)
+        return SocketResult(record, current, None, problem)
     after = current
     if plan.steps and not options.check_mode:
         try:
             session.apply(desired, plan)
             after = session.verify(desired)
+        except RuntimeApiConnectionError:
+            raise
         except HaproxyAcmeError as exc:
             record.update(action=FAILED, reason=str(exc))
-            entry.fail(exc, address if len(options.sockets) > 1 else None)
-            return
+            return SocketResult(record, current, None, str(exc))
     elif plan.steps:
         after = None  # check mode: predicted from the desired bundle
     record["status"] = _status(desired, after, plan, options.check_mode)
-    if entry.after is None:
-        entry.after = after
+    return SocketResult(record, current, after)
+
+
+def _merge(previous: SocketResult | None, new: SocketResult) -> SocketResult:
+    """A later pass on a new process decides; one with nothing left to do keeps what the first did."""
+    if previous is None or previous.error is not None or new.error is not None:
+        return new
+    if new.record["action"] != UNCHANGED:
+        return new
+    record = {**previous.record, "status": new.record.get("status")}
+    return SocketResult(record, previous.before, new.after)
+
+
+def _failed_result(entry: Entry, address: str, error: HaproxyAcmeError, previous: SocketResult | None) -> SocketResult:
+    text = _with_file_note(entry, str(error))
+    record = {"socket": address, "action": FAILED, "reason": text}
+    return SocketResult(record, previous.before if previous else None, None, text)
+
+
+def _record(entry: Entry, address: str, result: SocketResult, options: Options) -> None:
+    if not entry.sockets:
+        entry.before = result.before
+    entry.sockets.append(result.record)
+    if result.error is not None:
+        entry.errors.append(f"{address}: {result.error}" if len(options.sockets) > 1 else result.error)
+    elif entry.after is None:
+        entry.after = result.after
 
 
 def _status(desired: Desired, after: RuntimeCert | None, plan: Plan, check_mode: bool) -> str:
@@ -290,10 +460,13 @@ def _status(desired: Desired, after: RuntimeCert | None, plan: Plan, check_mode:
 
 def _socket_failed(entry: Entry, address: str, error: HaproxyAcmeError) -> None:
     entry.sockets.append({"socket": address, "action": FAILED, "reason": str(error)})
-    text = str(error)
+    entry.errors.append(_with_file_note(entry, str(error)))
+
+
+def _with_file_note(entry: Entry, text: str) -> str:
     if entry.file_changed and entry.desired is not None and entry.desired.state == PRESENT:
         text += f"; {entry.request.path} was written, so HAProxy loads it when it next starts"
-    entry.errors.append(text)
+    return text
 
 
 def _verify_served(entry: Entry, options: Options) -> None:

@@ -187,6 +187,13 @@ def parse_fields(reply: str) -> dict[str, t.Any]:
     return fields
 
 
+def parse_pid(reply: str) -> int | None:
+    """The ``Pid`` of a ``show info`` reply: the process (in master-worker mode the worker)
+    behind the socket, which a reload or restart replaces. None without one."""
+    text = _one(parse_fields(reply).get("Pid", "")).strip()
+    return int(text) if text.isdigit() else None
+
+
 def parse_cert_detail(reply: str) -> RuntimeCert:
     """Read ``show ssl cert <name>``; RuntimeApiError when the reply is not one."""
     fields = parse_fields(reply)

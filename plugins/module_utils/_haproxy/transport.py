@@ -11,17 +11,21 @@ then prompt" ends a reply. While a payload (``<<``) is read, HAProxy prints
 ``"+ "`` per line; those are stripped from the reply.
 
 Every connect, send and receive has a timeout; every failure becomes
-RuntimeApiConnectionError naming the socket.
+RuntimeApiConnectionError naming the socket. A unix path that exists but is no
+socket (a regular file, a directory) is a ConfigError before any connect:
+connect() would call it "connection refused", as if HAProxy were down.
 """
 
 from __future__ import annotations
 
 import errno
+import os
 import socket
+import stat
 import time
 import typing as t
 
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import RuntimeApiConnectionError
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import ConfigError, RuntimeApiConnectionError
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.commands import Command
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.module_args import DEFAULT_TIMEOUT
 
@@ -56,6 +60,28 @@ def parse_address(address: str) -> tuple[int, t.Any]:
             socket=address,
         )
     return (socket.AF_INET6 if ":" in host else socket.AF_INET), (host, int(port))
+
+
+def check_socket_path(address: str) -> None:
+    """ConfigError when a unix ``address`` names something that exists and is not a socket.
+
+    A missing path, or one we may not stat, is left to connect() and its own message.
+    """
+    family, target = parse_address(address)
+    if family != socket.AF_UNIX or not isinstance(target, str) or target.startswith("\0"):
+        return
+    try:
+        mode = os.stat(target).st_mode
+    except OSError:
+        return
+    if stat.S_ISSOCK(mode):
+        return
+    kind = "a directory" if stat.S_ISDIR(mode) else "a regular file" if stat.S_ISREG(mode) else "no socket"
+    raise ConfigError(
+        f"{target} is not a socket (it is {kind}): socket must name HAProxy's stats socket, the path of a"
+        " 'stats socket <path> level admin' line in its global section, or host:port",
+        socket=address,
+    )
 
 
 def split_reply(buffer: bytes) -> tuple[bytes, bytes] | None:
@@ -116,6 +142,7 @@ class RuntimeApi:
     def open(self) -> None:
         """Connect and enter prompt mode (management.txt: ``prompt``)."""
         self.close()
+        check_socket_path(self.address)
         sock = socket.socket(self._family, socket.SOCK_STREAM)
         sock.settimeout(self.timeout)
         try:

@@ -7,8 +7,11 @@ It keeps certificate stores, crt-lists and the one transaction like HAProxy 2.6.
 does, and answers with the reply texts recorded from the real 2.6.12 (see
 plugins/module_utils/_haproxy/parse.py). Knobs reproduce what is hard to get from
 a real HAProxy on demand: the certificate lock held (``locked``), 2.6's habit of
-writing ``set ssl cert B`` into A's open transaction (``v26_set_bug``), and a
-connection dropped when a request exceeds ``bufsize``.
+writing ``set ssl cert B`` into A's open transaction (``v26_set_bug``), a
+connection dropped when a request exceeds ``bufsize``, and a restart: a hook
+sets ``hangup`` to close the connection without a reply, ``refuse`` closes that
+many new connections at once (HAProxy not up yet), and ``restart()`` gives the
+state a new process loaded from the crt directory on disk.
 """
 
 from __future__ import annotations
@@ -85,6 +88,8 @@ class State:
     pid: int = 4711  # "show info": the worker's Pid, as a reload would change it
     uptime_sec: int = 42
     log: list[str] = field(default_factory=list)
+    hangup: bool = False  # close this connection instead of replying (set by a hook)
+    refuse: int = 0  # close this many new connections at once
     hooks: dict[str, t.Callable[[State], None]] = field(default_factory=dict)  # before a verb runs (once)
     after: dict[str, t.Callable[[State], None]] = field(default_factory=dict)  # after a verb ran (once)
 
@@ -107,6 +112,10 @@ class FakeHaproxy:
         class Handler(socketserver.StreamRequestHandler):
             def handle(self) -> None:
                 fake.connections += 1
+                with fake.lock:
+                    if fake.state.refuse:
+                        fake.state.refuse -= 1
+                        return
                 fake.serve(self.rfile, self.wfile)
 
         self.server: socketserver.BaseServer
@@ -134,6 +143,22 @@ class FakeHaproxy:
         self.server.server_close()
         if self._short_dir is not None:
             self._short_dir.cleanup()
+
+    def restart(self, crt_dir: str, refuse: int = 0) -> None:
+        """A new process, as HAProxy started again: every file of ``crt_dir`` loaded and served,
+        no transaction, a new Pid; ``refuse`` connections are closed first (still starting)."""
+        state = self.state
+        state.pid += 1
+        state.transaction = None
+        state.stores = {}
+        state.lists = {crt_dir: []}
+        for name in sorted(os.listdir(crt_dir)):
+            path = os.path.join(crt_dir, name)
+            if not name.startswith(".") and os.path.isfile(path):
+                with open(path, encoding="ascii") as handle:
+                    state.stores[path] = Store(handle.read())
+                state.lists[crt_dir].append(path)
+        state.refuse = refuse
 
     def add(self, name: str, pem: bytes | None, crt_list: str | None = "/etc/haproxy/certs") -> None:
         """Preload a store, as if HAProxy had read it at start."""
@@ -170,6 +195,9 @@ class FakeHaproxy:
             with self.lock:
                 self.state.log.append(line)
                 body = self.command(line, "\n".join(payload_lines) + "\n" if payload_lines else None)
+                if self.state.hangup:
+                    self.state.hangup = False
+                    return
             plus = "+ " * len(payload_lines) if prompt else ""
             out = plus + body + ("\n" if body else "") + ("\n> " if prompt else "\n")
             wfile.write(out.encode())
