@@ -539,7 +539,7 @@ class CertSession:
         self._contended = False
         self.warnings.append(
             f"HAProxy behind {self.api.address} was restarted or reloaded during the deploy (process {old} is now"
-            f" {self.pid}): the new process loaded the files on disk; every certificate was read again from it"
+            f" {self.pid}): every certificate was read again from the new process"
         )
 
     def _del_from_list(self, want: Desired) -> None:
