@@ -40,6 +40,7 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import
 # never a NameError.
 try:
     from cryptography import x509
+    from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
     from cryptography.x509.oid import ExtensionOID
@@ -99,6 +100,8 @@ def load_private_key(data: bytes, what: str = "private key") -> PrivateKey:
         raise PemError(f"{what}: no PEM private key found")
     try:
         key = serialization.load_pem_private_key(match.group(0), password=None)
+    except UnsupportedAlgorithm as exc:  # a PKCS#8 key of an algorithm or curve cryptography does not know
+        raise PemError(f"{what}: unusable private key (its algorithm or curve is not supported)") from exc
     except (ValueError, TypeError) as exc:
         reason = "it is encrypted" if b"ENCRYPTED" in match.group(0) else "it cannot be parsed"
         raise PemError(f"{what}: unusable private key ({reason})") from exc
@@ -138,10 +141,25 @@ def _public_der(key: PrivateKey | PublicKey) -> bytes:
 
 def key_matches_certificate(key: PrivateKey, cert: x509.Certificate) -> bool:
     """Whether the private key belongs to the certificate's public key."""
-    return _public_der(key) == _public_der(t.cast("PublicKey", cert.public_key()))
+    try:
+        public = t.cast("PublicKey", cert.public_key())
+    except (ValueError, UnsupportedAlgorithm):  # a key no EC or RSA private key can match
+        return False
+    return _public_der(key) == _public_der(public)
 
 
 # ---------------------------------------------------------- certificates
+
+
+# What cryptography raises for a malformed part it parses late (a name, an extension): ValueError,
+# and with Debian 12's cryptography 38 a KeyError for a string type it does not know.
+_UNREADABLE = (ValueError, KeyError, TypeError)
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, ValueError) and str(exc):
+        return str(exc)
+    return f"a malformed name or extension ({type(exc).__name__} {exc})"
 
 
 def load_certificates(data: bytes) -> list[x509.Certificate]:
@@ -153,9 +171,11 @@ def load_certificates(data: bytes) -> list[x509.Certificate]:
     certs = []
     for index, block in enumerate(blocks):
         try:
-            certs.append(x509.load_pem_x509_certificate(block))
-        except ValueError as exc:
-            raise PemError(f"certificate #{index + 1} of the bundle cannot be parsed: {exc}") from exc
+            cert = x509.load_pem_x509_certificate(block)
+            _facts(cert)  # cryptography parses names and extensions on first use: a bad one fails here, not later
+        except _UNREADABLE as exc:
+            raise PemError(f"certificate #{index + 1} of the bundle cannot be parsed: {_why(exc)}") from exc
+        certs.append(cert)
     return certs
 
 
@@ -259,9 +279,18 @@ class CertInfo:
 
 
 def cert_info(cert: x509.Certificate) -> CertInfo:
+    """The facts of ``cert``; PemError when a part of it cannot be parsed (load_certificates
+    has checked that already for every certificate it returns)."""
+    try:
+        return _facts(cert)
+    except _UNREADABLE as exc:
+        raise PemError(f"the certificate cannot be parsed: {_why(exc)}") from exc
+
+
+def _facts(cert: x509.Certificate) -> CertInfo:
     try:
         key_type = key_type_of(t.cast("PublicKey", cert.public_key()))
-    except PemError:
+    except (PemError, ValueError, UnsupportedAlgorithm):
         key_type = "unknown"
     return CertInfo(
         serial=serial_hex(cert.serial_number),

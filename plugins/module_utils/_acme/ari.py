@@ -81,9 +81,9 @@ def parse_time(value: t.Any) -> dt.datetime | None:
         offset = -offset
     try:
         local = dt.datetime(year, month, day, hour, minute, second, micro, tzinfo=dt.timezone(offset))
-    except ValueError:
+        return local.astimezone(dt.timezone.utc)
+    except (ValueError, OverflowError):  # 0001-01-01T00:00:00+01:00 is a time before year 1 in UTC
         return None
-    return local.astimezone(dt.timezone.utc)
 
 
 def parse_window(data: t.Mapping[str, t.Any]) -> RenewalWindow | None:

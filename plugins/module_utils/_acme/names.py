@@ -37,7 +37,7 @@ def _label_problem(label: str) -> str | None:
         return "empty label"
     if len(label) > MAX_LABEL_LENGTH:
         return f"label {label[:20]!r}... is longer than {MAX_LABEL_LENGTH} characters"
-    if not _LABEL.match(label):
+    if not _LABEL.fullmatch(label):
         return f"label {label!r} must be letters, digits and inner hyphens"
     return None
 
@@ -144,7 +144,8 @@ def normalize_domains(domains: t.Iterable[t.Any], cert_name: str | None = None) 
 
 def check_cert_name(name: t.Any) -> str:
     """Return ``name`` if it is safe as a file name and a HAProxy certificate name."""
-    if not isinstance(name, str) or not _CERT_NAME.match(name) or len(name) > 200:
+    # fullmatch: with match, '$' also matches before a final newline, and 'a\n' would pass.
+    if not isinstance(name, str) or not _CERT_NAME.fullmatch(name) or len(name) > 200:
         hint = "; an IPv6 address needs a name of its own" if isinstance(name, str) and ":" in name else ""
         raise ConfigError(
             f"invalid certificate name {name!r}: use letters, digits and . _ - @ + = "

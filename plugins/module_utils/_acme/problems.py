@@ -25,7 +25,7 @@ def parse_problem(content: bytes) -> dict[str, t.Any] | None:
     """The problem document in a response body, or None when the body is not one."""
     try:
         data = json.loads(content.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError; RecursionError: '[' * 10000
         return None
     if isinstance(data, dict) and isinstance(data.get("type"), str):
         return data
@@ -87,7 +87,8 @@ def problem_error(
             status=status, retry_after=retry_after, url=url, **context,
         )
     msg = f"ACME server error {describe(problem)}{retry_note(retry_after, retry_at)}"
-    subproblems = [s for s in problem.get("subproblems") or [] if isinstance(s, dict)]
+    listed = problem.get("subproblems")
+    subproblems = [s for s in listed if isinstance(s, dict)] if isinstance(listed, list) else []
     return AcmeProblem(
         msg,
         problem_type=str(problem.get("type", "")),

@@ -30,7 +30,7 @@ def check_name(profile: t.Any, cert_name: str | None = None) -> str | None:
     """``profile`` if it is a well-formed name (or None when unset); ConfigError otherwise."""
     if profile is None or profile == "":
         return None
-    if not isinstance(profile, str) or not _NAME.match(profile):
+    if not isinstance(profile, str) or not _NAME.fullmatch(profile):  # not 'classic\n'
         raise ConfigError(  # the issuer puts the certificate's name before the message
             f"invalid profile {profile!r}: letters, digits, '.', '_' and '-', at most 64 characters",
             certificate=cert_name,

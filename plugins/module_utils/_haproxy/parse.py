@@ -244,7 +244,7 @@ def parse_time(value: str) -> dt.datetime | None:
         return dt.datetime(
             int(parts[3]), _MONTHS[parts[0]], int(parts[1]), hour, minute, second, tzinfo=dt.timezone.utc
         )
-    except ValueError:
+    except (ValueError, OverflowError):  # "1E10" seconds or "inf" pass float() but no datetime holds them
         return None
 
 

@@ -119,7 +119,7 @@ def test_normalize_domains_needs_one() -> None:
 @pytest.mark.parametrize(("name", "ok"), [
     ("example.com", True), ("shop_2", True), ("a@b+c=d", True),
     ("../etc/passwd", False), ("a/b", False), (".hidden", False), ("with space", False),
-    ("line\nbreak", False), ("", False), ("site.pem", False), (None, False),
+    ("line\nbreak", False), ("trailing\n", False), ("", False), ("site.pem", False), (None, False),
 ])
 def test_cert_names(name: object, ok: bool) -> None:
     if ok:

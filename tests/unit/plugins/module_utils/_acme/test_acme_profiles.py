@@ -22,7 +22,7 @@ def test_check_name_accepts(value: t.Any, expected: str | None) -> None:
     assert profiles.check_name(value) == expected
 
 
-@pytest.mark.parametrize("value", ["short lived", "a\nb", "-x", ".x", "x" * 65, 7, ["classic"], "é"])
+@pytest.mark.parametrize("value", ["short lived", "a\nb", "classic\n", "-x", ".x", "x" * 65, 7, ["classic"], "é"])
 def test_check_name_refuses(value: t.Any) -> None:
     with pytest.raises(ConfigError, match="invalid profile"):
         profiles.check_name(value, "shop")
