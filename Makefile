@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/build/collections
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo test deps unit lint sanity integration molecule bench clean
+.PHONY: demo test deps unit lint sanity integration molecule bench docs clean
 
 deps:
 	@scripts/bootstrap.sh
@@ -33,6 +33,10 @@ integration: deps
 
 molecule: deps
 	@scripts/run-tests.sh molecule
+
+# The docs site, offline, into build/docs/site/build/html (scripts/build-docs.sh).
+docs: deps
+	@scripts/build-docs.sh
 
 bench: deps
 	@for b in bench/*; do [ -x "$$b" ] && "$$b"; done

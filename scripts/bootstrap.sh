@@ -10,7 +10,8 @@ root=$(pwd)
 apt_packages=(haproxy pebble socat openssl curl ca-certificates python3-venv python3-pip
   systemd-container debootstrap iproute2 wrk rsync git make
   openssh-client util-linux
-  python3-cryptography python3-requests python3-pytest python3-hypothesis)
+  python3-cryptography python3-requests python3-pytest python3-hypothesis
+  chromium)  # chromium: headless screenshots of the docs site (the docs stage of make test)
 
 missing=()
 for pkg in "${apt_packages[@]}"; do

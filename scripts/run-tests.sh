@@ -143,7 +143,25 @@ stage_trixie_lab() {
   "$py" -m tests.lab.nodes.lab_in_node
 }
 
-all_stages=(lint unit unit_distro sanity integration pebble_2_6 pebble_2_10 nodes molecule other_release trixie_lab)
+# The docs site (scripts/build-docs.sh): docs/docsite/rst/ up to date with docs/*.md, every
+# module, role, filter and guide page built offline with no Sphinx warning, and headless
+# Chromium screenshots of the collection index and one module page that show a page
+# (build/docs/screenshots/). And CHANGELOG.md exactly as antsibull-changelog generates it.
+stage_docs() {
+  local tmp rc=0
+  tmp=$(mktemp -d)
+  if antsibull-changelog generate --output "$tmp/CHANGELOG.md" --output-format md; then
+    diff -u CHANGELOG.md "$tmp/CHANGELOG.md" ||
+      { echo "CHANGELOG.md differs from changelogs/changelog.yaml: run antsibull-changelog generate"; rc=1; }
+  else
+    rc=1
+  fi
+  rm -rf "$tmp"
+  scripts/build-docs.sh --check --screenshots || rc=1
+  return $rc
+}
+
+all_stages=(lint docs unit unit_distro sanity integration pebble_2_6 pebble_2_10 nodes molecule other_release trixie_lab)
 stages=("$@")
 [ ${#stages[@]} -gt 0 ] || stages=("${all_stages[@]}")
 
