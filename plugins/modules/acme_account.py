@@ -13,8 +13,12 @@ description:
   - Ensures an account exists at an ACME CA (RFC 8555 section 7.3) for an account key, with
     the contact asked, or deactivates it.
   - Generates the account key when O(account_key_path) does not exist yet (mode C(0600)).
-  - Returns the account URL and the key's thumbprint (RFC 7638), which is the value HAProxy needs in
-    C(setenv ACCOUNT_THUMBPRINT) to answer HTTP-01 challenges statelessly.
+  - Rolls the account over to another key (RFC 8555 section 7.3.5) with O(new_account_key_path) or
+    O(new_account_key_content). The account keeps its URL, its orders and its certificates, and from
+    then on only the new key signs for it. For an account key that may have leaked.
+  - Returns the account URL and the key's thumbprint (RFC 7638), which is the value HAProxy answers
+    HTTP-01 challenges with (the P(tlsops.haproxy_acme.haproxy#role) role's thumbprint map;
+    M(tlsops.haproxy_acme.haproxy_acme_thumbprint) changes it at run time).
 author:
   - tlsops.haproxy_acme contributors (@tlsops)
 requirements:
@@ -31,6 +35,29 @@ options:
     type: str
     choices: [present, absent]
     default: present
+  new_account_key_path:
+    description:
+      - Roll the account of the account key (O(account_key_path) or O(account_key_content)) over to
+        the PEM private key in this file. Only with O(state=present).
+      - Generated (of O(account_key_type), mode C(0600), O(owner) and O(group)) when the file does
+        not exist yet; the account key itself is never generated during a rollover.
+      - Whether the rollover is due is asked of the CA, never of local state. The account is looked
+        up with each key (C(onlyReturnExisting)); when the new key finds it and the old one does
+        not, the rollover happened already and nothing is sent (RV(rolled_over=false)). So the task
+        may run again before the account key file has been replaced by the new key, and after.
+      - When the new key is the account key itself (a rollover whose key file has been moved into
+        place), nothing is rolled over.
+      - A new key that already belongs to another account fails, naming that account (RFC 8555
+        section 7.3.5, 409 Conflict).
+      - The key files are left where they are; replace the account key with the new key afterwards
+        (see the incident response guide in the collection's docs).
+    type: path
+    version_added: 0.2.0
+  new_account_key_content:
+    description:
+      - The new account key as a PEM string, instead of O(new_account_key_path). Never logged and never returned.
+    type: str
+    version_added: 0.2.0
   owner:
     description:
       - Owner of the account key file when this module creates it.
@@ -44,8 +71,9 @@ attributes:
     description: Can run in check mode and return the changed status it predicts, without modifying the target.
     support: full
     details:
-      - In check mode a missing key file is not written and nothing is created, updated or deactivated.
-        The account is still looked up (a request that changes nothing at the CA) when the key exists.
+      - In check mode a missing key file is not written and nothing is created, updated, rolled over or
+        deactivated. The account is still looked up (a request that changes nothing at the CA) when the
+        key exists, with the new key too for a rollover.
   diff_mode:
     description: Returns details on what changed (or would change, in check mode) in diff mode.
     support: none
@@ -54,9 +82,14 @@ attributes:
     support: full
 seealso:
   - module: tlsops.haproxy_acme.acme_stateless_order
+  - module: tlsops.haproxy_acme.haproxy_acme_thumbprint
+  - module: tlsops.haproxy_acme.acme_revoke
   - name: RFC 8555 section 7.3 (account management)
     description: How ACME accounts are created, found and deactivated.
     link: https://www.rfc-editor.org/rfc/rfc8555#section-7.3
+  - name: RFC 8555 section 7.3.5 (account key rollover)
+    description: The key change sent for O(new_account_key_path).
+    link: https://www.rfc-editor.org/rfc/rfc8555#section-7.3.5
   - name: RFC 7638 (JWK thumbprint)
     description: The thumbprint returned here.
     link: https://www.rfc-editor.org/rfc/rfc7638
@@ -72,9 +105,23 @@ EXAMPLES = r"""
     terms_agreed: true
   register: account
 
-- name: Put the thumbprint into HAProxy's configuration
-  ansible.builtin.debug:
-    msg: "setenv ACCOUNT_THUMBPRINT '{{ account.thumbprint }}'"
+- name: Let HAProxy answer challenges with the account's thumbprint
+  ansible.builtin.include_role:
+    name: tlsops.haproxy_acme.haproxy
+  vars:
+    haproxy_acme_thumbprint: "{{ account.thumbprint }}"
+
+- name: Roll the account over to a new key (generated when the file does not exist)
+  tlsops.haproxy_acme.acme_account:
+    directory: letsencrypt
+    account_key_path: /var/lib/acme/account/account.key
+    new_account_key_path: /var/lib/acme/account/account.key.next
+    owner: acme
+  register: rollover
+
+- name: Answer challenges with the new thumbprint, without a reload
+  tlsops.haproxy_acme.haproxy_acme_thumbprint:
+    thumbprint: "{{ rollover.new_thumbprint }}"
 
 - name: Use an acme.sh account key as it is, at ZeroSSL with external account binding
   tlsops.haproxy_acme.acme_account:
@@ -99,7 +146,8 @@ account_uri:
   sample: https://acme-v02.api.letsencrypt.org/acme/acct/123456789
 thumbprint:
   description:
-    - The RFC 7638 thumbprint of the account key, for C(setenv ACCOUNT_THUMBPRINT) in HAProxy.
+    - The RFC 7638 thumbprint of the account's key, which HAProxy must answer challenges with.
+    - After a rollover (or in check mode, before one) the new key's.
     - Null in check mode when the key file would be generated.
   returned: always
   type: str
@@ -120,6 +168,33 @@ key_created:
   returned: always
   type: bool
   sample: false
+rolled_over:
+  description:
+    - Whether this run sent the key change (or would, in check mode); V(false) when the new key was
+      the account's already, and without O(new_account_key_path) or O(new_account_key_content).
+  returned: always
+  type: bool
+  sample: true
+  version_added: 0.2.0
+old_thumbprint:
+  description: The thumbprint of the account key given (O(account_key_path)); null without a new key.
+  returned: always
+  type: str
+  sample: lCufto4sDRTHdmWL0EugFywGV54hBCuTTXvwifi65R4
+  version_added: 0.2.0
+new_thumbprint:
+  description:
+    - The thumbprint of the new key; null without one, and in check mode when its file would be generated.
+  returned: always
+  type: str
+  sample: 8mZ2VbyeS-gJjcrDQgVRBfkW0fh1YWcKDjkXkN0nmhI
+  version_added: 0.2.0
+new_key_created:
+  description: Whether the file O(new_account_key_path) was generated by this run (or would be, in check mode).
+  returned: always
+  type: bool
+  sample: false
+  version_added: 0.2.0
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -139,12 +214,14 @@ def main() -> None:
     spec = acme_argument_spec()
     spec.update(
         state={"type": "str", "default": "present", "choices": ["present", "absent"]},
+        new_account_key_path={"type": "path", "no_log": False},
+        new_account_key_content={"type": "str", "no_log": True},
         owner={"type": "str"},
         group={"type": "str"},
     )
     module = AnsibleModule(
         argument_spec=spec,
-        mutually_exclusive=MUTUALLY_EXCLUSIVE,
+        mutually_exclusive=[*MUTUALLY_EXCLUSIVE, ("new_account_key_path", "new_account_key_content")],
         required_one_of=REQUIRED_ONE_OF,
         required_together=REQUIRED_TOGETHER,
         supports_check_mode=True,

@@ -34,20 +34,25 @@ def _load(data: bytes, what: str) -> SigningKey:
         raise
 
 
-def load_account_key(path: str | None, content: str | None) -> SigningKey:
-    """The account key from ``content`` or the file at ``path``; ConfigError/FileError/PemError."""
+def load_account_key(path: str | None, content: str | None, what: str = "account_key") -> SigningKey:
+    """The account key from ``content`` or the file at ``path``; ConfigError/FileError/PemError.
+
+    ``what`` names the options in messages: ``account_key`` (``account_key_path`` /
+    ``account_key_content``) or ``new_account_key`` for a rollover's new key.
+    """
     if content and path:
-        raise ConfigError("give account_key_path or account_key_content, not both")
+        raise ConfigError(f"give {what}_path or {what}_content, not both")
     if content:
-        return _load(content.encode("utf-8"), "account_key_content")
+        return _load(content.encode("utf-8"), f"{what}_content")
     if not path:
-        raise ConfigError("an account key is needed: set account_key_path or account_key_content")
+        raise ConfigError(f"an account key is needed: set {what}_path or {what}_content")
     data = _read(path)
+    label = what.replace("_", " ")
     if data is None:
         raise FileError(
-            f"account key {path} does not exist: create it with tlsops.haproxy_acme.acme_account", path=path
+            f"{label} {path} does not exist: create it with tlsops.haproxy_acme.acme_account", path=path
         )
-    return _load(data, f"account key {path}")
+    return _load(data, f"{label} {path}")
 
 
 def _read(path: str) -> bytes | None:

@@ -9,14 +9,14 @@ import os
 import typing as t
 
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme import account as acct
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme import jws
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme import jws, keychange
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.account_key import (
     ensure_account_key_file,
     load_account_key,
 )
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.client import AcmeClient
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.common_args import client_from_params
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import AcmeError
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import AcmeError, ConfigError
 
 
 def _result(account: acct.Account | None, thumbprint: str | None, changed: bool, key_created: bool) -> dict[str, t.Any]:
@@ -27,6 +27,11 @@ def _result(account: acct.Account | None, thumbprint: str | None, changed: bool,
         "contact": list(account.contact) if account else [],
         "thumbprint": thumbprint,
         "key_created": key_created,
+        # Set by a key rollover (new_account_key_path / new_account_key_content) only.
+        "rolled_over": False,
+        "old_thumbprint": None,
+        "new_thumbprint": None,
+        "new_key_created": False,
     }
 
 
@@ -49,6 +54,35 @@ def _present(client: AcmeClient, params: t.Mapping[str, t.Any], check_mode: bool
     return _result(account, client.thumbprint, True, key_created)
 
 
+def _rollover(client: AcmeClient, params: t.Mapping[str, t.Any], check_mode: bool) -> dict[str, t.Any]:
+    """``state: present`` with a new key: roll the account over to it (RFC 8555 section 7.3.5),
+    then the contact as without. The account key must exist: it is never generated here."""
+    path, content = params.get("new_account_key_path"), params.get("new_account_key_content")
+    if path and not content:
+        new_key, created = ensure_account_key_file(
+            path, params.get("account_key_type") or "ec256", params.get("owner"), params.get("group"), check_mode
+        )
+    else:
+        new_key, created = load_account_key(path, content, what="new_account_key"), False
+    rollover = keychange.ensure_rolled_over(client, new_key, check_mode)
+    account = rollover.account
+    changed = rollover.changed or created
+    contact = acct.contact_for(params.get("email"))
+    if contact is not None and sorted(contact) != sorted(account.contact):
+        if check_mode:
+            account.contact = contact
+        else:
+            account = acct.update_contact(client, account, contact)
+        changed = True
+    result = _result(account, rollover.new_thumbprint, changed, False)
+    result.update(keychange.as_result(rollover))
+    result["new_key_created"] = created
+    if created and check_mode:
+        # A key not written has no thumbprint worth reporting: the real run generates another.
+        result["thumbprint"] = result["new_thumbprint"] = None
+    return result
+
+
 def _absent(client: AcmeClient, check_mode: bool) -> dict[str, t.Any]:
     account = acct.lookup(client)
     if account is None or account.status == "deactivated":
@@ -65,6 +99,14 @@ def run(params: t.Mapping[str, t.Any], check_mode: bool = False, session: t.Any 
     client = client_from_params(params, session=session)
     path, content = params.get("account_key_path"), params.get("account_key_content")
     present = params.get("state", "present") == "present"
+    rolling = bool(params.get("new_account_key_path") or params.get("new_account_key_content"))
+    if rolling and not present:
+        raise ConfigError("new_account_key_path and new_account_key_content roll an account over: they need state: present")
+    if rolling:
+        client.key = load_account_key(path, content)
+        result = _rollover(client, params, check_mode)
+        result["ca_requests"] = client.transport.request_count
+        return result
     if present and path and not content:
         key, created = ensure_account_key_file(
             path, params.get("account_key_type") or "ec256", params.get("owner"), params.get("group"), check_mode

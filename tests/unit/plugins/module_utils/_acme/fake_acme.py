@@ -123,6 +123,8 @@ class FakeAcme:
     # what a refused ``replaces`` gets: (HTTP status, problem type, detail)
     replaces_problem: tuple[int, str, str] = (409, "alreadyReplaced", "already replaced")
     profiles: dict[str, str] = field(default_factory=dict)  # meta.profiles: name -> description
+    # Revocation reasons revokeCert takes (pebble's: 0-10 but 7); a tuple restricts them, as a public CA does.
+    revocation_reasons: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 8, 9, 10)
     # Faults. A dict maps a part of the URL ("/chall/", "/finalize/", "/new-order", "/nonce") to how
     # many requests to hit; each hit counts down.
     lose_reply: dict[str, int] = field(default_factory=dict)   # processed, then the connection resets
@@ -135,6 +137,9 @@ class FakeAcme:
     requests: list[tuple[str, str]] = field(default_factory=list)
     orders: list[Order] = field(default_factory=list)
     accounts: dict[str, dict[str, t.Any]] = field(default_factory=dict)  # thumbprint -> account
+    revoked: dict[int, int | None] = field(default_factory=dict)  # serial -> reason code (None: none given)
+    # Every keyChange request as received: (outer protected header, inner protected header, inner payload).
+    key_changes: list[tuple[dict[str, t.Any], dict[str, t.Any], dict[str, t.Any]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._lock = threading.RLock()
@@ -149,6 +154,7 @@ class FakeAcme:
         self._orders: dict[str, Order] = {}
         self._certs: dict[str, bytes] = {}
         self._account_keys: dict[str, t.Any] = {}  # account URL -> public key
+        self._cert_accounts: dict[int, str] = {}  # serial -> the account that ordered it
         self.issued: list[x509.Certificate] = []
 
     # ------------------------------------------------------------ plumbing
@@ -272,8 +278,11 @@ class FakeAcme:
         if isinstance(checked, Response):
             return checked
         payload, protected, kid = checked
+        self._last_protected: dict[str, t.Any] = protected
         if url == f"{BASE}/new-acct":
             return self._new_account(url, payload, protected)
+        if url == f"{BASE}/revoke":
+            return self._revoke(url, payload, protected, kid)
         assert kid, f"{url} must be signed with kid"
         if self.accounts_by_url(kid).get("status") == "deactivated":
             return self._problem(url, 401, "unauthorized", "Account has been deactivated")
@@ -287,7 +296,7 @@ class FakeAcme:
         prefixes: list[tuple[str, t.Callable[[str, t.Any, str], Response]]] = [
             ("/acct/", self._account), ("/new-order", self._new_order), ("/authz/", self._authz_post),
             ("/chall/", self._challenge), ("/finalize/", self._finalize), ("/order/", self._order_get),
-            ("/cert/", self._cert),
+            ("/cert/", self._cert), ("/key-change", self._key_change),
         ]
         for prefix, handler in prefixes:
             if url.startswith(BASE + prefix):
@@ -341,6 +350,64 @@ class FakeAcme:
             if payload.get("status") == "deactivated":
                 account["status"] = account["body"]["status"] = "deactivated"
         return self._reply(url, 200, account["body"])
+
+    def _key_change(self, url: str, inner: t.Any, kid: str) -> Response:  # noqa: PLR0911
+        """RFC 8555 section 7.3.5, checked as pebble and Boulder check it."""
+        if not isinstance(inner, dict) or set(inner) != {"protected", "payload", "signature"}:
+            return self._problem(url, 400, "malformed", "the keyChange payload must be a flattened JWS")
+        protected = json.loads(unb64u(inner["protected"]))
+        payload = json.loads(unb64u(inner["payload"]))
+        self.key_changes.append((self._last_protected, protected, payload))
+        if "jwk" not in protected or "kid" in protected:
+            return self._problem(url, 400, "malformed", "inner JWS must carry a jwk and no kid")
+        if "nonce" in protected:
+            return self._problem(url, 400, "malformed", "inner JWS must not carry a nonce")
+        if protected.get("url") != url:
+            return self._problem(url, 400, "malformed", "JWS header parameter 'url' differs for inner and outer JWS.")
+        new_key = _key_from_jwk(protected["jwk"])
+        signed = f"{inner['protected']}.{inner['payload']}".encode()
+        if not _verify_signature(new_key, protected["alg"], signed, unb64u(inner["signature"])):
+            return self._problem(url, 400, "malformed", "inner JWS error: bad signature")
+        if payload.get("account") != kid:
+            return self._problem(url, 400, "malformed", "Key roll-over inner JWS body contains wrong account ID")
+        old_tp = next(tp for tp, a in self.accounts.items() if a["url"] == kid)
+        if _thumbprint(payload.get("oldKey") or {"kty": "EC", "crv": "", "x": "", "y": ""}) != old_tp:
+            return self._problem(url, 400, "malformed", "Key roll-over inner JWS body JSON contains wrong old key")
+        new_tp = _thumbprint(protected["jwk"])
+        if new_tp == old_tp:
+            return self._problem(url, 400, "malformed", "New and old key are identical")
+        if new_tp in self.accounts:
+            # pebble's answer: 409 with the other account's URL, and no body
+            return self._reply(url, 409, None, {"Location": self.accounts[new_tp]["url"]})
+        self.accounts[new_tp] = self.accounts.pop(old_tp)
+        self._account_keys[kid] = new_key
+        return self._reply(url, 200, self.accounts[new_tp]["body"])
+
+    def _revoke(self, url: str, payload: t.Any, protected: dict[str, t.Any], kid: str | None) -> Response:  # noqa: PLR0911
+        """RFC 8555 section 7.6: by the account that holds the certificate, or by the certificate's key."""
+        der = unb64u(payload["certificate"])
+        cert = next((c for c in self.issued if c.public_bytes(serialization.Encoding.DER) == der), None)
+        reason = payload.get("reason")
+        if reason is not None and reason not in self.revocation_reasons:
+            return self._problem(url, 400, "badRevocationReason", f"Invalid revocation reason: {reason}")
+        if cert is None:
+            return self._problem(url, 404, "malformed", "Unable to find specified certificate.")
+        if cert.serial_number in self.revoked:
+            return self._problem(url, 400, "alreadyRevoked", "Certificate has already been revoked.")
+        if kid is not None:
+            if self.accounts_by_url(kid).get("status") != "valid":
+                return self._problem(url, 401, "unauthorized", "Account is not valid")
+            if self._cert_accounts.get(cert.serial_number) != kid:
+                return self._problem(url, 403, "unauthorized",
+                                     "The certificate being revoked is not associated with this account")
+        else:
+            fmt = serialization.PublicFormat.SubjectPublicKeyInfo
+            given = _key_from_jwk(protected["jwk"]).public_bytes(serialization.Encoding.DER, fmt)
+            if given != cert.public_key().public_bytes(serialization.Encoding.DER, fmt):
+                return self._problem(url, 403, "unauthorized",
+                                     "JWK embedded in revocation request must be the same public key as the cert")
+        self.revoked[cert.serial_number] = reason
+        return self._reply(url, 200)
 
     # ------------------------------------------------------------ orders
 
@@ -452,6 +519,7 @@ class FakeAcme:
             .sign(self.inter_key, hashes.SHA256())
         )
         self.issued.append(leaf)
+        self._cert_accounts[leaf.serial_number] = order.account
         cert_url = f"{BASE}/cert/{self._id()}"
         self._certs[cert_url] = pem(leaf) + pem(self.inter)
         self._certs[cert_url + "/1"] = pem(leaf) + pem(self.inter_cross)
