@@ -267,7 +267,7 @@ class CaHealth:
     running. Once failures have run for ``window`` seconds with no answer in between,
     the breaker opens: every later request fails at once, for the rest of the run. A
     request that spent its whole time bound without an answer opens it too, if nothing
-    was answered since its first failure.
+    was answered since its first failure; if something was, it waits for the verdict.
     """
 
     def __init__(self, window: float, clock: Clock) -> None:
@@ -443,7 +443,9 @@ class _Request:
         health = self.transport.health
         now = self.clock.monotonic()
         if now + delay > self.deadline:
-            if self.first_failure is not None and health.give_up(self.first_failure):
+            if self.first_failure is not None:
+                if not health.give_up(self.first_failure):
+                    self._await_verdict()
                 health.check(self.server, **self.context)
             raise error
         opens = health.opens_at()
@@ -451,6 +453,19 @@ class _Request:
             delay = opens - now  # wake when the breaker would open, to fail with the others
         if delay > 0:
             self.clock.sleep(delay)
+
+    def _await_verdict(self) -> None:
+        """Out of time, while the CA went silent only after this request's first failure (an
+        answer to another request came in between): wait, at most one window, until the
+        breaker opens or an answer comes. So an outage reads the same for every certificate,
+        and a request unlucky in a storm does not declare the CA gone on its own."""
+        health = self.transport.health
+        until = self.clock.monotonic() + health.window
+        while not health.is_open:
+            opens, now = health.opens_at(), self.clock.monotonic()
+            if opens is None or now >= min(opens, until):
+                return
+            self.clock.sleep(min(0.25, min(opens, until) - now))
 
 
 class Transport:

@@ -371,6 +371,48 @@ def test_breaker_opens_after_the_budget_and_later_requests_fail_at_once(clock: F
         transport.check_reachable()
 
 
+def test_a_request_whose_failures_began_before_the_last_answer_waits_for_the_verdict(clock: FakeClock) -> None:
+    """The CA stops; one request still in flight gets its answer after this one's first failure.
+    Out of time, this one waits for the breaker instead of reporting an outage of its own."""
+    transport = make(Scripted(), clock, budget=5)
+
+    class Session:
+        calls = 0
+
+        def request(self, method: str, url: str, **_: t.Any) -> Response:
+            Session.calls += 1
+            if Session.calls == 2:
+                transport.health.answered()  # another thread's late answer
+            raise refused(url)
+
+    transport._session = Session()
+    started = clock.t
+    with pytest.raises(AcmeUnreachable, match="unreachable since"):
+        transport.get(URL)
+    assert 5 < clock.t - started <= 0.5 + 5 + 0.25  # the streak began at the second try (0.5 s)
+    with pytest.raises(AcmeUnreachable):
+        transport.get(URL)  # and the rest fail at once
+
+
+def test_an_unlucky_request_in_a_storm_does_not_declare_an_outage() -> None:
+    """Every try of this request breaks, while the other threads keep getting answers."""
+
+    class Busy(FakeClock):
+        def sleep(self, seconds: float) -> None:
+            super().sleep(seconds)
+            transport.health.answered()  # the others got through meanwhile
+
+    class Session:
+        def request(self, method: str, url: str, **_: t.Any) -> Response:
+            raise reset()
+
+    transport = make(Session(), Busy(), budget=5)
+    with pytest.raises(AcmeNetworkError, match=r"cannot reach the ACME server at https://ca\.test/x: connection reset") \
+            as info:
+        transport.get(URL)
+    assert not isinstance(info.value, AcmeUnreachable) and not transport.health.is_open
+
+
 def test_any_answer_clears_the_record_so_a_flaky_ca_never_opens_it(clock: FakeClock) -> None:
     """Failures interleaved with answers for much longer than the window: never 'unreachable'."""
     answers: list[t.Any] = []
