@@ -84,8 +84,9 @@ options:
         C(the server asks to retry after 3600 s, at 2026-12-01T10:41:32Z).
       - "When the ACME server has answered nothing for that long (connection errors, timeouts, HTTP 502, 503 or 504,
         a 5xx without a problem document), the rest of the run fails at once, without a request, with
-        C(the ACME server <url> is unreachable since <time>: <cause>). An outage so costs one time bound, however
-        many certificates are left; their files stay as they were."
+        C(the ACME server <url> is unreachable since <time>: <cause>). A request that ran out of time while another
+        still got an answer waits for that verdict, at most one time bound more. An outage so costs one time bound,
+        however many certificates are left; their files stay as they were."
       - A challenge trigger or a finalize whose reply is lost (a reset, a timeout, a reply cut short) is not simply
         sent again; the authorization or order is read, and the run goes on from what the server did. Other requests
         are sent again; a new order may then be placed twice, and the second one is never used.
