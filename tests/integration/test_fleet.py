@@ -1,7 +1,7 @@
 # Copyright (c) tlsops.haproxy_acme contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Fleet mode end to end (issue 5): order once, answer anywhere, push everywhere.
+"""Fleet mode end to end: order once, answer anywhere, push everywhere.
 
 Three booted nspawn nodes (systemd, Debian's HAProxy), this machine as the controller
 (ansible-playbook, implicit localhost), pebble on the bridge with challtestsrv pointing
@@ -28,6 +28,7 @@ Ten certificates served by all three nodes. The tests run in order, one scenario
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import typing as t
@@ -152,8 +153,11 @@ def test_a_stopped_node_is_named_and_the_others_are_renewed(fleet: FleetLab, mem
     assert all(serials[c] != memo["serials"][c] for c in serials)
     assert {n.name: (fleet.main_pid(n), fleet.worker_pid(n)) for n in others} == pids
     markdown = (report / "haproxy-acme-report.md").read_text()
-    assert markdown.count(f"| {first.name} | - | - | - | unreachable |") == CERTS, markdown
-    assert "<table>" in (report / "haproxy-acme-report.html").read_text()
+    assert markdown.count(f"| {first.name} | unreachable | ? | - | - | - | ") == CERTS, markdown
+    assert '<table id="certificates">' in (report / "haproxy-acme-report.html").read_text()
+    data = json.loads((report / "haproxy-acme-report.json").read_text())
+    assert data["unreachable"] == [first.name] and data["counts"]["states"]["unreachable"] == 1, data["counts"]
+    assert [r["node"] for r in data["rows"][-CERTS:]] == [first.name] * CERTS  # the unknown last
     memo["serials"] = serials
 
 
@@ -189,9 +193,17 @@ def test_drift_is_reported_and_repaired_without_an_order(fleet: FleetLab, memo: 
     run = fleet.playbook("report", "-e", f"haproxy_acme_report_dir={report}")
     assert run.rc == 0, explain(run)
     markdown = (report / "haproxy-acme-report.md").read_text()
-    assert f"| {older} | {first.name} |" in markdown and "| older | yes |" in markdown, markdown
-    assert f"| {missing} | {third.name} | - | - | - | missing | yes |" in markdown, markdown
+    assert f"| {older} | {first.name} | older | yes | " in markdown, markdown
+    assert f"| {missing} | {third.name} | missing | yes | - | - | - | " in markdown, markdown
     assert f"Certificates with drift: {older}, {missing}" in markdown, markdown
+    data = json.loads((report / "haproxy-acme-report.json").read_text())
+    assert (data["rows"][0]["certificate"], data["rows"][0]["node"]) == (missing, third.name)  # most urgent first
+    assert data["counts"]["nodes"] == 3 and data["counts"]["states"]["older"] == data["counts"]["states"]["missing"] == 1
+    older_row = next(r for r in data["rows"] if r["state"] == "older")
+    assert int(older_row["reference_serial"], 16) == memo["serials"][older] != int(older_row["serial"], 16), older_row
+    pids = {n.name: int(fleet.worker_pid(n)) for n in fleet.nodes}
+    assert {n["name"]: n["worker_pid"] for n in data["nodes"]} == pids, data["nodes"]
+    assert all(n["haproxy_version"] for n in data["nodes"]), data["nodes"]
     html = (report / "haproxy-acme-report.html").read_text()
     assert 'class="s-older' in html and 'class="s-missing' in html
     assert "<script" not in html and "src=" not in html and "<link" not in html  # self-contained
