@@ -60,6 +60,7 @@ def require_cryptography() -> None:
             " Debian and Ubuntu): it is needed to read keys and certificates"
         )
 
+
 if t.TYPE_CHECKING:
     PrivateKey = t.Union[ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey]
     PublicKey = t.Union[ec.EllipticCurvePublicKey, rsa.RSAPublicKey]

@@ -337,7 +337,7 @@ def _passes(ready: list[Entry], link: Link, session: CertSession, options: Optio
     results: dict[int, SocketResult] = {}
     todo = list(range(len(ready)))
     observed: dict[int, Observed] | None = {i: link.observed[id(ready[i])] for i in todo}
-    for _ in range(MAX_PASSES):
+    for _pass in range(MAX_PASSES):
         try:
             todo = _one_pass(
                 ready, todo, observed=observed, session=session, address=link.address, options=options, results=results
