@@ -191,7 +191,7 @@ def parse_pid(reply: str) -> int | None:
     """The ``Pid`` of a ``show info`` reply: the process (in master-worker mode the worker)
     behind the socket, which a reload or restart replaces. None without one."""
     text = _one(parse_fields(reply).get("Pid", "")).strip()
-    return int(text) if text.isdigit() else None
+    return int(text) if text.isascii() and text.isdigit() else None  # '²'.isdigit(), but int('²') fails
 
 
 def parse_cert_detail(reply: str) -> RuntimeCert:

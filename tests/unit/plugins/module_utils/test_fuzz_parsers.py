@@ -101,11 +101,14 @@ def test_error_replies(reply: str, verb: str, name: str | None) -> None:
 
 @bounded(120)
 @given(REPLY)
+@example("Name: HAProxy\nPid: ²")  # found: '²'.isdigit() is True, int('²') raises
 def test_show_ssl_cert_replies(reply: str) -> None:
     listing = parse.parse_cert_list(reply)
     assert all(isinstance(n, str) and n for n in listing.names)
     fields = parse.parse_fields(reply)
     assert all(isinstance(v, (str, list)) for v in fields.values())
+    pid = parse.parse_pid(reply)  # show info
+    assert pid is None or pid >= 0
     detail = own_errors_only(parse.parse_cert_detail, reply)
     if isinstance(detail, parse.RuntimeCert):
         assert detail.serial == detail.serial.upper()
@@ -113,7 +116,7 @@ def test_show_ssl_cert_replies(reply: str) -> None:
             assert when is None or when.utcoffset() == dt.timedelta(0)
 
 
-@bounded(200)
+@bounded(150)
 @given(st.one_of(ASN1_TIME, st.text(max_size=40)))
 @example("Jan 0 0:0:1E10 0 GMT")  # found: OverflowError from datetime()
 @example("Sep  8 inf:39:00 2048 GMT")
@@ -204,7 +207,7 @@ BAD_ISSUER_CERT = armor("CERTIFICATE", CERT_DER[0][:_AT] + b"\x0d" + CERT_DER[0]
 UNKNOWN_KEY_CERT = armor("CERTIFICATE", replaced(CERT_DER[0], EC_PUBLIC_KEY, EC_PUBLIC_KEY[:-1] + b"\x09"))
 
 
-@bounded(200)
+@bounded(150)
 @given(BUNDLE, st.booleans())
 @example(UNKNOWN_KEY_CERT + armor("PRIVATE KEY", KEY_DER[0]), True)
 @example(BAD_ISSUER_CERT + armor("PRIVATE KEY", KEY_DER[0]), True)
@@ -217,7 +220,7 @@ def test_bundles(data: bytes, require_key: bool) -> None:
         assert isinstance(own_errors_only(_pem.check_bundle, bundle, ["a.example"]), (type(None), PemError))
 
 
-@bounded(200)
+@bounded(150)
 @given(BUNDLE)
 @example(BAD_ISSUER_CERT)
 @example(UNKNOWN_KEY_CERT)
@@ -229,7 +232,7 @@ def test_certificates(data: bytes) -> None:
             own_errors_only(_pem.cert_info, cert)
 
 
-@bounded(200)
+@bounded(150)
 @given(BUNDLE)
 @example(UNKNOWN_ALGORITHM_KEY)
 @example(UNKNOWN_CURVE_KEY)
@@ -267,7 +270,7 @@ BODY = st.one_of(
 )
 
 
-@bounded(300)
+@bounded(150)
 @example(b"[" * 100_000, 400, "u", None, None)  # found: RecursionError from json.loads
 @given(BODY, st.integers(100, 599), st.text(max_size=30),
        st.one_of(st.none(), st.floats(0, 1e7)), st.one_of(st.none(), st.floats(0, 4e9)))
@@ -301,7 +304,7 @@ RFC3339 = st.builds(
 TIME = st.one_of(RFC3339, st.text(max_size=30), JSON)
 
 
-@bounded(300)
+@bounded(200)
 @given(TIME)
 @example("0001-01-01T00:00:00+01:00")  # found: OverflowError from astimezone()
 @example("9999-12-31T23:59:59-01:00")
@@ -310,7 +313,7 @@ def test_ari_times(value: t.Any) -> None:
     assert when is None or when.tzinfo is dt.timezone.utc
 
 
-@bounded(300)
+@bounded(80)
 @given(st.one_of(
     st.fixed_dictionaries({"suggestedWindow": st.fixed_dictionaries({"start": TIME, "end": TIME})},
                           optional={"explanationURL": JSON}),
@@ -333,7 +336,7 @@ DOMAIN = st.one_of(DNS_ISH, ADDRESS, st.text(max_size=40), st.text(string.printa
                    st.integers(), st.none(), st.lists(st.text(max_size=5), max_size=2))
 
 
-@bounded(300)
+@bounded(200)
 @given(DOMAIN, st.one_of(st.none(), st.text(max_size=10)))
 def test_domains(domain: t.Any, cert_name: str | None) -> None:
     name = own_errors_only(names.normalize_domain, domain, cert_name)
@@ -353,7 +356,7 @@ CERT_NAME = st.one_of(
 )
 
 
-@bounded(300)
+@bounded(200)
 @given(CERT_NAME)
 @example("0\n")  # found: accepted, '$' matching before the final newline
 def test_certificate_names(value: t.Any) -> None:
@@ -383,4 +386,5 @@ def test_what_fuzzing_found() -> None:
     assert problems.problem_error(400, b'{"type": "x", "subproblems": true}', "u").subproblems == []
     assert ari.parse_time("0001-01-01T00:00:00+01:00") is None
     assert parse.parse_time("Jan 1 0:0:1E10 2020 GMT") is None
+    assert parse.parse_pid("Pid: ²") is None and parse.parse_pid("Pid: 4711") == 4711
     assert isinstance(own_errors_only(names.check_cert_name, "shop\n"), ConfigError)
