@@ -27,8 +27,9 @@ for arg in "$@"; do
 done
 
 t0=$(date +%s)
+stale=0
 if [ $check -eq 1 ]; then
-  "$py" scripts/md2rst.py --check
+  "$py" scripts/md2rst.py --check || stale=1   # reported; the site is still built, then this fails
 else
   "$py" scripts/md2rst.py
 fi
@@ -41,6 +42,8 @@ chmod 700 "$site"   # antsibull-docs wants its directories writable only by thei
 export ANSIBLE_COLLECTIONS_PATH="$out/collections"
 ansible-galaxy collection build --output-path "$out" "$root" >/dev/null
 ansible-galaxy collection install --offline --force -p "$out/collections" "$out"/tlsops-haproxy_acme-*.tar.gz >/dev/null
+# The guides as docs/*.md has them now, even when docs/docsite/rst/ is behind (--check says so).
+"$py" scripts/md2rst.py --out "$out/collections/ansible_collections/tlsops/haproxy_acme/docs/docsite/rst" >/dev/null
 version=$(sed -n 's/^version: *//p' galaxy.yml)
 
 antsibull-docs sphinx-init --use-current --squash-hierarchy --fail-on-error --dest-dir "$site" \
@@ -88,4 +91,8 @@ if [ $screenshots -eq 1 ]; then
   done
   "$py" "$root/scripts/docs_site.py" check-png "$shots/index.png" "$shots/acme_stateless_order_module.png"
   echo "build-docs: screenshots in $shots ($(( $(date +%s) - t0 )) s)"
+fi
+if [ $stale -eq 1 ]; then
+  echo "build-docs: docs/docsite/rst/ is behind docs/*.md (above): run make docs and commit it" >&2
+  exit 1
 fi

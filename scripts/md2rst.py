@@ -14,7 +14,10 @@ headings, paragraphs, nested lists, fenced code, tables, inline code, strong, em
 and links. A link to another guide becomes a :ref: to its page; a link to a file that
 is not a guide becomes the file's path.
 
-Usage: python scripts/md2rst.py [--check]
+Usage: python scripts/md2rst.py [--check] [--out DIR]
+  --out DIR  write the .rst files into DIR instead of docs/docsite/rst (the docs build
+             writes them into its installed copy of the collection, so the site always
+             shows the guides as they are)
 """
 
 from __future__ import annotations
@@ -205,6 +208,10 @@ def indent(text: str, prefix: str) -> str:
     return "\n".join(prefix + line if line else "" for line in text.split("\n"))
 
 
+def shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def guides() -> list[str]:
     index = yaml.safe_load(INDEX.read_text())
     return [entry if isinstance(entry, str) else entry["ref"]
@@ -214,26 +221,28 @@ def guides() -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="change nothing; fail if a file is out of date")
+    parser.add_argument("--out", type=Path, default=OUT, help="directory to write to (default: docs/docsite/rst)")
     args = parser.parse_args()
+    out = args.out.resolve()
     names = guides()
-    wanted = {OUT / f"{name}.rst": Converter(name, set(names)).convert((DOCS / f"{name}.md").read_text())
+    wanted = {out / f"{name}.rst": Converter(name, set(names)).convert((DOCS / f"{name}.md").read_text())
               for name in names}
     stale = [path for path, text in wanted.items() if not path.exists() or path.read_text() != text]
-    extra = [path for path in OUT.glob("*.rst") if path not in wanted] if OUT.exists() else []
+    extra = [path for path in out.glob("*.rst") if path not in wanted] if out.exists() else []
     unlisted = sorted(p.stem for p in DOCS.glob("*.md") if p.stem not in names)
     if unlisted:
         print(f"md2rst: docs/{{{','.join(unlisted)}}}.md not in docs/docsite/extra-docs.yml", file=sys.stderr)
     if args.check:
         for path in stale + extra:
-            print(f"md2rst: {path.relative_to(ROOT)} is out of date: run make docs and commit it", file=sys.stderr)
+            print(f"md2rst: {shown(path)} is out of date: run make docs and commit it", file=sys.stderr)
         return 1 if stale or extra or unlisted else 0
-    OUT.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     for path in stale:
         path.write_text(wanted[path])
-        print(f"md2rst: wrote {path.relative_to(ROOT)}")
+        print(f"md2rst: wrote {shown(path)}")
     for path in extra:
         path.unlink()
-        print(f"md2rst: removed {path.relative_to(ROOT)}")
+        print(f"md2rst: removed {shown(path)}")
     return 1 if unlisted else 0
 
 
