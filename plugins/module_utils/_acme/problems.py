@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import typing as t
 
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import AcmeProblem
@@ -54,7 +55,10 @@ def describe(problem: t.Mapping[str, t.Any]) -> str:
 
 def utc_text(epoch: float) -> str:
     """``2026-12-01T09:41:32Z`` for seconds since the epoch."""
-    return dt.datetime.fromtimestamp(int(epoch), dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        return dt.datetime.fromtimestamp(int(epoch), dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, ValueError, OSError):  # inf, nan, or beyond year 9999
+        return "a time out of range"
 
 
 def retry_note(retry_after: float | None, retry_at: float | None = None) -> str:
@@ -62,7 +66,9 @@ def retry_note(retry_after: float | None, retry_at: float | None = None) -> str:
     if retry_after is None:
         return ""
     when = f", at {utc_text(retry_at)}" if retry_at is not None else ""
-    return f" (the server asks to retry after {int(retry_after)} s{when})"
+    # A Retry-After of 400 digits reads as inf seconds: still a message, not an OverflowError.
+    seconds = f"{int(retry_after)} s" if math.isfinite(retry_after) else "an unbounded time"
+    return f" (the server asks to retry after {seconds}{when})"
 
 
 def problem_error(

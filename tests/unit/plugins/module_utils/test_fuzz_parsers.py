@@ -272,8 +272,10 @@ BODY = st.one_of(
 
 @bounded(150)
 @example(b"[" * 100_000, 400, "u", None, None)  # found: RecursionError from json.loads
+@example(b"", 429, "u", float("inf"), float("inf"))  # found: OverflowError from int(inf) in the message
 @given(BODY, st.integers(100, 599), st.text(max_size=30),
-       st.one_of(st.none(), st.floats(0, 1e7)), st.one_of(st.none(), st.floats(0, 4e9)))
+       st.one_of(st.none(), st.floats(0, 1e7), st.sampled_from([1e300, float("inf")])),
+       st.one_of(st.none(), st.floats(0, 4e9), st.sampled_from([1e300, float("inf")])))
 def test_problem_documents(body: bytes, status: int, url: str, retry_after: float | None, retry_at: float | None) -> None:
     problem = problems.parse_problem(body)
     assert problem is None or isinstance(problem.get("type"), str)
