@@ -73,7 +73,7 @@ def thumbprint_argument_spec() -> dict[str, t.Any]:
     return {
         "thumbprint": {"type": "str", "required": True},
         "path": {"type": "str", "default": DEFAULT_MAP},
-        "key": {"type": "str", "default": DEFAULT_KEY},
+        "key": {"type": "str", "default": DEFAULT_KEY, "no_log": False},  # a map key, not a secret
         "socket": socket_option(),
         "timeout": {"type": "float", "default": DEFAULT_TIMEOUT},
         "require_runtime": {"type": "bool", "default": True},
