@@ -115,7 +115,7 @@ def _describe(ident: t.Mapping[str, t.Any]) -> str:
 def _conflict(name: str, variants: list[tuple[dict[str, t.Any], list[str]]]) -> dict[str, t.Any]:
     differ = [key for key in ("domains", "key_type", "profile") if len({repr(v[0][key]) for v in variants}) > 1]
     text = "; ".join(f"{', '.join(hosts)}: {_describe(ident)}" for ident, hosts in variants)
-    return {"name": name, "nodes": [h for _, hosts in variants for h in hosts], "differ": differ,
+    return {"name": name, "nodes": [host for variant in variants for host in variant[1]], "differ": differ,
             "reason": f"{name} ({text})"}
 
 
@@ -407,8 +407,9 @@ def invalid_certificates(certificates: t.Any) -> str | None:
     return None
 
 
-_NODE_DEFAULTS: dict[str, t.Any] = {"answered": False, "certificates": None, "served": [], "process": None,
-                                   "deployed": None, "process_after": None}
+_NODE_DEFAULTS: dict[str, t.Any] = {
+    "answered": False, "certificates": None, "served": [], "process": None, "deployed": None, "process_after": None,
+}
 
 
 def as_nodes(fleet: t.Any) -> list[Node]:

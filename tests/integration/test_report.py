@@ -146,4 +146,3 @@ def test_html_in_a_browser_lists_every_certificate_and_node_most_urgent_first(re
 def test_html_escapes_what_it_shows(report: Path) -> None:
     html = (report / "haproxy-acme-report.html").read_text()
     assert "shop|eu.example" in html and "Let&#39;s Encrypt" in html and "<td>Let's" not in html
-
