@@ -130,7 +130,7 @@ class Response:
     def json(self) -> dict[str, t.Any]:
         try:
             data = json.loads(self.content.decode("utf-8"))
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
             raise AcmeError(f"ACME server sent no JSON for {self.url}", url=self.url) from None
         if not isinstance(data, dict):
             raise AcmeError(f"ACME server sent a JSON {type(data).__name__}, not an object, for {self.url}", url=self.url)
@@ -159,8 +159,9 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if value.isascii() and value.isdigit():  # str.isdigit() also takes '²', which float() refuses
+        seconds = float(value)
+        return seconds if seconds < 1e9 else None  # a delay of decades is no delay to honour
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
@@ -313,9 +314,8 @@ class CaHealth:
             if not self._open and self._since is not None \
                     and self.clock.monotonic() - self._since[0] >= self.window:
                 self._open = True
-            if not self._open:
+            if not self._open or self._since is None:
                 return
-            assert self._since is not None
             since, cause = self._since[1], self._cause
         raise AcmeUnreachable(f"the ACME server {server} is unreachable since {utc_text(since)}: {cause}",
                               unreachable_since=utc_text(since), **context)

@@ -25,7 +25,7 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.modul
     DEFAULT_BUSY_TIMEOUT,
     socket_list,
 )
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.transport import DEFAULT_TIMEOUT, RuntimeApi
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.transport import RuntimeApi, timeout_option
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import parse_mode
 
 # Fields of the single certificate's entry repeated at the top level of the result.
@@ -65,9 +65,10 @@ def needs_cryptography(params: t.Mapping[str, t.Any]) -> bool:
 def requests_from_params(params: t.Mapping[str, t.Any]) -> list[Request]:
     entries: list[t.Mapping[str, t.Any]] = params.get("certificates") or [params]
     requests = []
-    for entry in entries:
+    for index, entry in enumerate(entries):
         if not entry.get("path"):
-            raise ConfigError("every certificate needs a path")
+            where = f"certificates[{index}]" if params.get("certificates") else "the certificate"
+            raise ConfigError(f"{where} needs a path (the PEM bundle's file, which is also HAProxy's name for it)")
         pem, pem_src = _pem_of(entry)
         requests.append(
             Request(
@@ -93,7 +94,7 @@ def options_from_params(params: t.Mapping[str, t.Any], check_mode: bool) -> Opti
         mode=parse_mode(params.get("mode", "0640")),
         owner=params.get("owner") or None,
         group=params.get("group") or None,
-        timeout=float(params.get("timeout") or DEFAULT_TIMEOUT),
+        timeout=timeout_option(params.get("timeout")),
         wait=max(0.0, float(params.get("busy_timeout", DEFAULT_BUSY_TIMEOUT))),
         abort_foreign=bool(params.get("abort_foreign_transaction")),
         bufsize=bufsize,

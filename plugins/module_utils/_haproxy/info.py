@@ -29,7 +29,7 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.parse
     parse_fields,
     raise_for_reply,
 )
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.transport import DEFAULT_TIMEOUT, RuntimeApi
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.transport import RuntimeApi, timeout_option
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import isoformat, utcnow
 
 _LOCKED = "Operations on certificates are currently locked!"
@@ -92,7 +92,7 @@ def read_process(api: RuntimeApi) -> dict[str, t.Any] | None:
 
 def _int(value: t.Any) -> int | None:
     text = _text(value)
-    return int(text) if text is not None and text.isdigit() else None
+    return int(text) if text is not None and text.isascii() and text.isdigit() else None
 
 
 def _text(value: t.Any) -> str | None:
@@ -179,7 +179,7 @@ def run(
     Every socket is read; the top-level fields are those of the first, and ``sockets``
     holds each one's own (so one ``socket`` list serves both modules).
     """
-    timeout = float(params.get("timeout") or DEFAULT_TIMEOUT)
+    timeout = timeout_option(params.get("timeout"))
     views = []
     for address in socket_list(params.get("socket")):
         with api_factory(address, timeout) as api:

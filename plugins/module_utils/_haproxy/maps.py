@@ -39,7 +39,7 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.modul
     socket_list,
     socket_option,
 )
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.transport import RuntimeApi
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.transport import RuntimeApi, timeout_option
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import (
     atomic_write,
     file_matches,
@@ -252,9 +252,7 @@ class Target:
 
     @classmethod
     def from_params(cls, params: t.Mapping[str, t.Any]) -> Target:
-        timeout = float(params.get("timeout") or DEFAULT_TIMEOUT)
-        if timeout <= 0:
-            raise ConfigError("timeout must be a positive number of seconds")
+        timeout = timeout_option(params.get("timeout"))
         return cls(
             path=check_map_path(params.get("path") or DEFAULT_MAP),
             key=check_key(params.get("key") or DEFAULT_KEY),

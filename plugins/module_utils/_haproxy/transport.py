@@ -36,6 +36,22 @@ _PROMPT = b"\n> "
 _RECV_SIZE = 65536
 
 
+def timeout_option(value: t.Any) -> float:
+    """The ``timeout`` option in seconds: DEFAULT_TIMEOUT when unset; ConfigError unless positive.
+
+    ``float(value or DEFAULT_TIMEOUT)`` would turn an explicit 0 into the default silently.
+    """
+    if value is None or value == "":
+        return float(DEFAULT_TIMEOUT)
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = 0.0
+    if not 0 < seconds < float("inf"):
+        raise ConfigError(f"timeout must be a positive number of seconds, not {value!r}")
+    return seconds
+
+
 def parse_address(address: str) -> tuple[int, t.Any]:
     """Socket family and address for a unix path or ``host:port``.
 
