@@ -82,8 +82,8 @@ def test_the_profile_asked_sets_the_lifetime(lab: Lab, info: LabInfo, cert_dir: 
         {"name": "short", "domains": ["short.profiles.example"], "profile": "shortlived"},
         {"name": "long", "domains": ["long.profiles.example"]},
     ], profile="default")
-    assert [(c["action"], c["profile"]) for c in result["certificates"]] == [("issued", "shortlived"),
-                                                                            ("issued", "default")], result
+    got = [(c["action"], c["profile"]) for c in result["certificates"]]
+    assert got == [("issued", "shortlived"), ("issued", "default")], result
     short, long_ = _leaf(cert_dir / "short.pem"), _leaf(cert_dir / "long.pem")
     assert _lifetime_days(short) < 7
     assert round(_lifetime_days(long_)) == 90

@@ -338,8 +338,10 @@ ROLE_CASES = [
     Case("haproxy/site-backend", {"haproxy_sites": [{"name": "shop", "hosts": ["shop.example"], "backend": "be_none"}]},
          "Each entry of haproxy_sites needs a name (letters, digits, '_', '-'), a non-empty list of host names and a "
          "backend defined in haproxy_backends; http_request and http_response are lists of rules. Offending entry: ..."),
-    Case("haproxy/host-twice", {"haproxy_backends": [{"name": "be"}], "haproxy_sites": [
-        {"name": "a", "hosts": ["x.example"], "backend": "be"}, {"name": "b", "hosts": ["X.example"], "backend": "be"}]},
+    Case("haproxy/host-twice", {
+        "haproxy_backends": [{"name": "be"}],
+        "haproxy_sites": [{"name": "a", "hosts": ["x.example"], "backend": "be"},
+                          {"name": "b", "hosts": ["X.example"], "backend": "be"}]},
          "A host name may map to one backend only; check these for one listed twice: x.example, x.example"),
     Case("haproxy/redirect-code", {"haproxy_redirects": [{"hosts": ["old.example"], "to": "https://new.example", "code": 305}]},
          "Each entry of haproxy_redirects needs hosts (a list), to (a URL without spaces), an optional type (prefix "

@@ -64,8 +64,8 @@ def test_by_the_certificate_key_needs_no_account_key(capsys: pytest.CaptureFixtu
     assert done["changed"] and done["revoked_with"] == "certificate_key" and fake.revoked == {issued.serial: 1}
 
 
-def test_the_account_key_is_required_for_revoke_with_account_key(capsys: pytest.CaptureFixture[str],
-                                                                issued: Issued) -> None:
+def test_the_account_key_is_required_for_revoke_with_account_key(
+        capsys: pytest.CaptureFixture[str], issued: Issued) -> None:
     result = run(capsys, certificate_path=str(issued.path))
     assert result["failed"] and "revoke_with is account_key" in result["msg"]
     assert "account_key_path" in result["msg"]

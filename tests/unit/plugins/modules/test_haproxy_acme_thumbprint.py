@@ -49,8 +49,8 @@ def test_check_diff_change_and_idempotence(capsys: pytest.CaptureFixture[str], f
         assert not again["changed"] and again["sockets"][0]["action"] == "unchanged"
 
 
-def test_a_failure_is_reported_with_the_socket(capsys: pytest.CaptureFixture[str], fake: FakeMapHaproxy,
-                                                mapfile: Path) -> None:
+def test_a_failure_is_reported_with_the_socket(
+        capsys: pytest.CaptureFixture[str], fake: FakeMapHaproxy, mapfile: Path) -> None:
     fake.refuse = "Permission denied\n"
     result = call(capsys, haproxy_acme_thumbprint, thumbprint=NEW, path=str(mapfile), socket=fake.socket)
     assert result["failed"] and result["msg"].endswith("HAProxy answered: Permission denied")

@@ -157,8 +157,8 @@ def test_a_rate_limited_replaces_is_final(env: Env) -> None:
 def test_profile_is_sent_checked_and_recorded(env: Env) -> None:
     env.fake.profiles = {"classic": "90 days", "shortlived": "6 days"}
     results = env.run([CertSpec("a", ["a.example"], profile="shortlived"), spec("b")])
-    assert sorted((o.domains[0], o.profile or "") for o in env.fake.orders) == [("a.example", "shortlived"),
-                                                                               ("b.example", "")]
+    ordered = sorted((o.domains[0], o.profile or "") for o in env.fake.orders)
+    assert ordered == [("a.example", "shortlived"), ("b.example", "")]
     assert env.pem("a").startswith(b"# acme-profile: shortlived\n-----BEGIN CERTIFICATE-----")
     assert not env.pem("b").startswith(b"#")
     assert (results["a"].profile, results["b"].profile) == ("shortlived", None)
