@@ -117,7 +117,7 @@ class OrderFlow:
         """Section 7.5.1: an empty JSON object says "ready, go validate". Sent again only when
         the authorization, read after a lost reply, shows the CA never got it."""
         failure: AcmeError | None = None
-        for _ in range(REPLAYS):
+        for _attempt in range(REPLAYS):
             try:
                 self.client.post(challenge_url, {}, replay_safe=False, **self.context)
                 return
@@ -171,7 +171,7 @@ class OrderFlow:
         payload = {"csr": csr_b64(key, domains)}
         response: Response | None = None
         failure: AcmeError | None = None
-        for _ in range(REPLAYS):
+        for _attempt in range(REPLAYS):
             if self.data.get("status") in ("processing", "valid"):
                 break
             if self.data.get("status") not in ("ready", "pending"):
