@@ -77,20 +77,21 @@ stage_integration() {
 
 # The ACME tests again against a newer pebble than the system one: a Debian suite's
 # build, fetched into a cache by scripts/fetch-pebbles.sh (never installed), chosen
-# with TLSOPS_LAB_PEBBLE. The modules, the acme_* targets and every test_acme_*,
-# test_profiles*, test_todays_cas and test_ip_certificates test file.
+# with TLSOPS_LAB_PEBBLE. What depends on the CA: the modules, the lab's pebble knobs,
+# profiles and ARI (test_todays_cas), IP certificates through HAProxy, and the acme_*
+# targets. The fault tests and the role renderings do not depend on the pebble build
+# and run once, in the integration stage.
 acme_on_pebble() {
-  local suite=$1 series=$2 f files=()
+  local suite=$1 series=$2 ip=tests/integration/test_ip_certificates.py
   scripts/fetch-pebbles.sh "$suite:$series" || return 1
-  for f in tests/integration/test_acme_*.py tests/integration/test_profiles*.py tests/integration/test_todays_cas.py \
-      tests/integration/test_ip_certificates.py; do
-    [ -f "$f" ] && files+=("$f")
-  done
-  TLSOPS_LAB_PEBBLE=$series "$py" -m pytest -q -p no:cacheprovider -m "not nodes" "${files[@]}" \
+  TLSOPS_LAB_PEBBLE=$series "$py" -m pytest -q -p no:cacheprovider -m "not nodes" \
+    tests/integration/test_acme_modules.py tests/integration/test_acme_lab_pebble.py \
+    tests/integration/test_todays_cas.py \
+    "$ip::test_ip_certificate_served_without_sni_then_renewed_without_reload" \
+    "$ip::test_openssl_client_without_servername_gets_the_ip_certificate" \
     tests/integration/test_targets.py -k "not test_target or test_target[acme_"
 }
 
-# Debian 13's pebble: ARI (renewalInfo, replaces), no profiles.
 stage_pebble_2_6() {
   acme_on_pebble trixie 2.6
 }
