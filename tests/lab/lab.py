@@ -75,7 +75,7 @@ defaults
 
 frontend http
     bind {bind}:{http_port}
-    # The stateless ACME rule (DESIGN.md): only well-formed tokens get an answer.
+    # The stateless ACME rule (docs/roles.md): only well-formed tokens get an answer.
     acl acme_token path_reg ^/\\.well-known/acme-challenge/[A-Za-z0-9_-]+$
     http-request return status 200 content-type text/plain lf-string "%[path,field(-1,/)].${{ACCOUNT_THUMBPRINT}}\\n" if acme_token
     http-request return status 404 content-type text/plain string "not found\\n"

@@ -1,7 +1,7 @@
 # Copyright (c) tlsops.haproxy_acme contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The common ACME options (DESIGN.md) as a plain argument spec, and the client built from them.
+"""The common ACME options (docs/modules.md) as a plain argument spec, and the client built from them.
 
 No Ansible import: modules merge :func:`acme_argument_spec` into their own spec; the
 host renewal job passes the same dictionary of values.

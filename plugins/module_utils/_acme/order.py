@@ -5,7 +5,7 @@
 
 newOrder -> authorizations -> trigger http-01 -> wait for valid -> finalize with a CSR
 -> wait for valid -> download the chain (and alternates for ``preferred_chain``).
-The answer to each challenge is HAProxy's job (stateless, DESIGN.md): nothing to
+The answer to each challenge is HAProxy's job (stateless, docs/roles.md): nothing to
 provision here.
 
 Replays are safe. Every POST-as-GET is simply sent again when its reply is lost. A

@@ -5,7 +5,7 @@
 
 The roles, playbooks and fleet tests need hosts that boot systemd, run sshd and
 HAProxy, and can be stopped and started: Docker does not run on these machines,
-booted ``systemd-nspawn`` containers do (see ../shared/LAB.md). This tool builds
+booted ``systemd-nspawn`` containers do (see docs/testing.md). This tool builds
 one cached Debian root filesystem and boots any number of nodes over it, each
 on its own overlay mount, in its own network namespace, with a static address on
 a bridge the host also sits on (10.231.0.1). No default route, no NAT: nodes
