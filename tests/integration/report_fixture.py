@@ -4,9 +4,9 @@
 """The report playbook's output from fixture data, through the real task files and templates.
 
 Four local hosts stand in for nodes: each notes its certificates (given as *play*
-vars, which hostvars does not show) with playbooks/tasks/report_note.yml, takes a
+vars, which hostvars does not show) with roles/haproxy_acme/tasks/report_note.yml, takes a
 canned haproxy_runtime_cert_info result instead of reading a socket, and
-playbooks/tasks/report_write.yml builds and writes the report. web4 did not answer.
+roles/haproxy_acme/tasks/report_write.yml builds and writes the report. web4 did not answer.
 
     python -m tests.integration.report_fixture OUT_DIR [--screenshot docs/report.png]
 
@@ -30,7 +30,7 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-TASKS = ROOT / "playbooks" / "tasks"
+TASKS = ROOT / "roles" / "haproxy_acme" / "tasks"
 CERT_DIR = "/etc/haproxy/certs"
 FMT = "%Y-%m-%dT%H:%M:%SZ"
 NODES = ["web1", "web2", "web3", "web4"]
@@ -108,9 +108,9 @@ PLAY = """\
 def render(out: Path, workdir: Path, now: dt.datetime | None = None) -> subprocess.CompletedProcess[str]:
     """Run the fixture play; the report lands in ``out``."""
     workdir.mkdir(parents=True, exist_ok=True)
-    # The play's templates/ is the playbooks' own, as for the report playbook.
+    # The play's templates/ is the haproxy_acme role's own, as for the report playbook.
     if not (workdir / "templates").exists():
-        (workdir / "templates").symlink_to(ROOT / "playbooks" / "templates")
+        (workdir / "templates").symlink_to(ROOT / "roles" / "haproxy_acme" / "templates")
     (workdir / "inventory.ini").write_text("[nodes]\n" + "".join(f"{n} ansible_connection=local\n" for n in NODES))
     (workdir / "play.yml").write_text(PLAY.format(out=json.dumps(str(out)), cert_dir=CERT_DIR, tasks=TASKS))
     (workdir / "fixture.json").write_text(json.dumps({"report_fixture": fixture(now)}))
