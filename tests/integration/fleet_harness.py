@@ -81,9 +81,11 @@ def parse_run(rc: int, output: str, seconds: float) -> Run:
 
 def _summary(output: str) -> dict[str, t.Any] | None:
     """The ``_haproxy_acme_summary`` the play prints (JSON result format)."""
-    start = output.find("TASK [Show the summary]")
-    if start < 0:
+    # Role tasks print as "TASK [<role> : <name>]".
+    found = re.search(r"^TASK \[(?:[\w.]+ : )?Show the summary\]", output, re.M)
+    if found is None:
         return None
+    start = found.start()
     lines = output[start:].splitlines()
     for index, line in enumerate(lines):
         if line.startswith("ok: [") and line.endswith("=> {"):
