@@ -13,6 +13,7 @@ py="$root/.venv/bin/python"
 stage_lint() {
   ruff check --output-format concise . || return 1
   mypy plugins/module_utils tests/lab || return 1
+  PYTHONPATH="$ANSIBLE_COLLECTIONS_PATH" lint-imports --no-cache || return 1  # pyproject.toml [tool.importlinter]
   antsibull-changelog lint || return 1
   ( cd build/collections/ansible_collections/tlsops/haproxy_acme &&
     antsibull-docs lint-collection-docs --plugin-docs --validate-collection-refs=self . ) || return 1

@@ -16,7 +16,6 @@ import typing as t
 from dataclasses import dataclass
 
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.jws import b64u
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.transport import Transport
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import AcmeError
 
 try:
@@ -25,6 +24,11 @@ except ImportError:  # the module reports the missing library (jws.HAS_CRYPTOGRA
     HAS_CRYPTOGRAPHY = False
 else:
     HAS_CRYPTOGRAPHY = True
+
+if t.TYPE_CHECKING:
+    # Only a type: the caller passes its transport in, so the filters that read ARI's
+    # times never load the HTTP client (docs/architecture.md, "Import contracts").
+    from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.transport import Transport
 
 _RFC3339 = re.compile(
     r"^(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.(\d+))?(Z|z|[+-]\d\d:\d\d)$"
