@@ -11,7 +11,11 @@ configuration the role writes::
     {"version": 1, "directory": "...", "ca_path": null, "validate_certs": true,
      "account_key_path": "...", "certificates": [{"name": ..., "domains": [...], "key_type": ...}],
      "remaining_days": null, "cert_dir": "...", "crt_list": "...", "socket": "...",
-     "owner": "acme", "group": "haproxy", "mode": "0640"}
+     "owner": "acme", "group": "haproxy", "mode": "0640", "metrics_path": null}
+
+With ``metrics_path`` set, every run but a dry run ends by writing Prometheus metrics
+there, for node_exporter's textfile collector (_metrics.py, docs/metrics.md): failed
+runs and runs that found the CA down too.
 
 One log line per certificate; exit status 0 when every certificate is valid and
 served, 1 when any failed, 2 when the configuration itself is wrong.
@@ -22,10 +26,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
+import time
 import typing as t
 
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils import _lock
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils import _defaults, _lock, _metrics, _pem
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import ConfigError, HaproxyAcmeError
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -50,10 +56,11 @@ _KINDS: dict[str, tuple[str, str]] = {
     "terms_agreed": ("bool", "true or false"),
     "use_ari": ("bool", "true or false"),
     "remaining_days": ("number?", "a number of days, or null for the lifetime rule"),
-    "concurrency": ("number", "a whole number from 1 to 16"),
+    "concurrency": ("number", f"a whole number from 1 to {_defaults.MAX_CONCURRENCY}"),
     "request_timeout": ("number", "a number of seconds"),
     "socket_timeout": ("number", "a number of seconds"),
     "lock_timeout": ("number?", "a number of seconds, or null"),
+    "metrics_path": ("text?", "a file path for node_exporter's textfile collector, or null"),
 }
 
 
@@ -123,17 +130,17 @@ def order_params(config: t.Mapping[str, t.Any], force: bool) -> dict[str, t.Any]
         "account_key_path": config["account_key_path"],
         "email": config.get("email"),
         "terms_agreed": bool(config.get("terms_agreed", False)),
-        "request_timeout": config.get("request_timeout", 10),
+        "request_timeout": config.get("request_timeout", _defaults.REQUEST_TIMEOUT),
         "certificates": config["certificates"],
         "cert_dir": config["cert_dir"],
         "remaining_days": config.get("remaining_days"),
         "profile": config.get("profile"),
         "force": force,
-        "use_ari": config.get("use_ari", True),
-        "concurrency": config.get("concurrency", 4),
+        "use_ari": config.get("use_ari", _defaults.USE_ARI),
+        "concurrency": config.get("concurrency", _defaults.CONCURRENCY),
         "owner": config.get("owner"),
         "group": config.get("group"),
-        "mode": config.get("mode", "0640"),
+        "mode": config.get("mode", _defaults.mode_text(_defaults.BUNDLE_MODE)),
         "lock_timeout": config.get("lock_timeout"),
     }
 
@@ -159,7 +166,7 @@ def deploy_params(config: t.Mapping[str, t.Any], names: t.Sequence[str]) -> dict
             for name in names
         ],
         "write_file": False,
-        "timeout": config.get("socket_timeout", 10),
+        "timeout": config.get("socket_timeout", _defaults.SOCKET_TIMEOUT),
     }
 
 
@@ -180,8 +187,11 @@ def _line(order: t.Mapping[str, t.Any], served: t.Mapping[str, t.Any] | None) ->
 
 
 def run(config: t.Mapping[str, t.Any], force: bool = False, dry_run: bool = False,
-        out: t.TextIO | None = None) -> int:
-    """Renew, deploy, log (one line per certificate to ``out``, standard output by default); the exit status."""
+        out: t.TextIO | None = None, outcome: list[dict[str, t.Any]] | None = None) -> int:
+    """Renew, deploy, log (one line per certificate to ``out``, standard output by default); the exit status.
+
+    ``outcome``, when given, receives what the metrics say of each certificate (metric_entry).
+    """
     out = out or sys.stdout
     # Imported here so that a missing cryptography/requests is reported, not a traceback.
     from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme import order_run  # noqa: PLC0415
@@ -203,7 +213,11 @@ def run(config: t.Mapping[str, t.Any], force: bool = False, dry_run: bool = Fals
             for warning in warnings:
                 out.write(f"warning: {warning}\n")
     for cert in certificates:
-        out.write(_line(cert, served_by_path.get(cert["path"])) + "\n")
+        served = served_by_path.get(cert["path"])
+        out.write(_line(cert, served) + "\n")
+        if outcome is not None:
+            failed_push = served is not None and served.get("action") == "failed"
+            outcome.append(metric_entry(cert["name"], cert["path"], "failed" if failed_push else cert["action"], cert))
     failed = order_failure is not None or deploy_failure is not None
     summary = "dry run: " if dry_run else ""
     summary += f"{len(certificates)} certificates, {sum(c['action'] in ('issued', 'renewed') for c in certificates)} renewed"
@@ -211,6 +225,51 @@ def run(config: t.Mapping[str, t.Any], force: bool = False, dry_run: bool = Fals
         summary += f", FAILED: {'; '.join(m for m in (order_failure, deploy_failure) if m)}"
     out.write(summary + "\n")
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def metric_entry(name: str, path: str, result: str, dates: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
+    """One certificate for _metrics.host(): its result, dates, and when its bundle was last
+    replaced (the file's mtime: the job and the playbooks write a bundle only when it changes)."""
+    try:
+        replaced: float | None = os.stat(path).st_mtime
+    except OSError:
+        replaced = None
+    return {"name": name, "result": result, "not_before": dates.get("not_before"),
+            "not_after": dates.get("not_after"), "last_renewal": replaced}
+
+
+def _on_disk(config: t.Mapping[str, t.Any]) -> list[dict[str, t.Any]]:
+    """Each certificate as failed, with the dates of the bundle on disk: for a run that broke off
+    before it reached the certificates (the lock was held, the libraries are missing)."""
+    cert_dir = str(config.get("cert_dir") or "").rstrip("/")
+    entries = []
+    for cert in config.get("certificates") or []:
+        name = str(cert.get("name") or (cert.get("domains") or ["?"])[0])
+        path = f"{cert_dir}/{name}.pem"
+        dates: dict[str, t.Any] = {}
+        try:
+            data = _pem.read_optional(path)
+            if data is not None:
+                info = _pem.parse_bundle(data, require_key=False).info()
+                dates = {"not_before": info.not_before, "not_after": info.not_after}
+        except HaproxyAcmeError:  # no cryptography, or no bundle to read: no dates, and the run failed anyway
+            pass
+        entries.append(metric_entry(name, path, "failed", dates))
+    return entries
+
+
+def write_metrics(config: t.Mapping[str, t.Any], outcome: t.Sequence[t.Mapping[str, t.Any]], success: bool,
+                  started: float, duration: float) -> None:
+    """The run's metrics to ``metrics_path`` (0644, atomically: node_exporter never reads half
+    a file); a warning, never a failed run, when they cannot be written."""
+    path = config.get("metrics_path")
+    if not path:
+        return
+    text = _metrics.host(outcome or _on_disk(config), success, started, duration)
+    try:
+        _pem.atomic_write(str(path), text.encode("utf-8"), mode=0o644)
+    except HaproxyAcmeError as exc:
+        sys.stderr.write(f"warning: metrics not written: {exc}\n")
 
 
 def main(argv: t.Sequence[str] | None = None) -> int:
@@ -227,14 +286,19 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     except ConfigError as exc:  # its message names the file
         sys.stderr.write(f"configuration error: {exc}\n")
         return EXIT_CONFIG
+    started, clock = time.time(), time.monotonic()
+    outcome: list[dict[str, t.Any]] = []
+    status = EXIT_FAILED
     try:
-        return run(config, force=args.force, dry_run=args.dry_run)
+        status = run(config, force=args.force, dry_run=args.dry_run, outcome=outcome)
     except ConfigError as exc:  # options the run refuses as a whole (concurrency, directory...)
         sys.stderr.write(f"configuration error in {args.config}: {exc}\n")
-        return EXIT_CONFIG
+        status = EXIT_CONFIG
     except HaproxyAcmeError as exc:
         sys.stderr.write(f"error: {exc}\n")
-        return EXIT_FAILED
     except ImportError as exc:
         sys.stderr.write(f"error: this job needs Python's cryptography and requests packages ({exc})\n")
-        return EXIT_FAILED
+    finally:
+        if not args.dry_run:
+            write_metrics(config, outcome, status == EXIT_OK, started, time.monotonic() - clock)
+    return status

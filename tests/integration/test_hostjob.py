@@ -9,6 +9,7 @@ import shutil
 import ssl
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,65 @@ def test_the_job_and_a_playbook_run_take_turns(make_lab, job_env: dict[str, str]
     # Whichever came first issued all five; the other found them valid.
     assert sorted([actions, job_actions]) == [["issued"] * 5, ["unchanged"] * 5], (job_out, module_out)
     assert count_orders(lab.pebble_log()) - before == 5
+
+
+def test_host_job_writes_metrics_after_every_run(make_lab, job_env: dict[str, str], tmp_path: Path) -> None:
+    """node_exporter's textfile collector gets the run's metrics (docs/metrics.md), parsed here
+    by Prometheus' own parser: after an issuing run, and after a run that finds the CA down."""
+    from cryptography import x509
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def metrics() -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+        return {f.name: {tuple(sorted(s.labels.items())): s.value for s in f.samples}
+                for f in text_string_to_metric_families(prom.read_text())}
+
+    lab: Lab = make_lab()
+    info = lab.info
+    assert info is not None
+    textfile = tmp_path / "node-exporter"
+    textfile.mkdir()
+    prom = textfile / "haproxy_acme.prom"
+    config = {"version": 1, "directory": info.acme_directory, "ca_path": info.acme_ca_path,
+              "account_key_path": info.lab_account_key_path, "terms_agreed": True, "request_timeout": 2,
+              "certificates": [{"name": "metrics.example", "domains": ["metrics.example"]}],
+              "cert_dir": info.lab_cert_dir, "crt_list": info.lab_cert_dir, "socket": info.lab_socket,
+              "metrics_path": str(prom)}
+    path = tmp_path / "renew.json"
+    path.write_text(json.dumps(config))
+    name = (("name", "metrics.example"),)
+
+    before = time.time()
+    first = run_job(job_env, path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    bundle = Path(info.lab_cert_dir) / "metrics.example.pem"
+    leaf = x509.load_pem_x509_certificate(bundle.read_bytes())
+    found = metrics()
+    not_after = leaf.not_valid_after_utc.timestamp()
+    assert found["haproxy_acme_certificate_not_after_timestamp_seconds"] == {name: not_after}
+    assert found["haproxy_acme_certificate_not_before_timestamp_seconds"] == {name: leaf.not_valid_before_utc.timestamp()}
+    assert abs(found["haproxy_acme_certificate_days_left"][name] - (not_after - time.time()) / 86400) < 0.01
+    assert found["haproxy_acme_certificate_last_renewal_timestamp_seconds"] == {name: bundle.stat().st_mtime}
+    results = {dict(k)["result"]: v for k, v in found["haproxy_acme_certificate_last_result"].items()}
+    assert results == {"issued": 1.0, "renewed": 0.0, "unchanged": 0.0, "failed": 0.0}
+    assert found["haproxy_acme_renewal_run_success"] == {(): 1.0}
+    assert before <= found["haproxy_acme_renewal_run_start_timestamp_seconds"][()] <= time.time()
+    assert 0 < found["haproxy_acme_renewal_run_duration_seconds"][()] < time.time() - before
+    assert oct(prom.stat().st_mode & 0o777) == "0o644"
+    assert [p.name for p in textfile.iterdir()] == ["haproxy_acme.prom"], "a temporary file was left behind"
+    text = prom.read_text()
+    assert "PRIVATE" not in text and "/acme/acct/" not in text and info.acme_directory not in text
+
+    dry = run_job(job_env, path, "--dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert prom.read_text() == text, "a dry run leaves the metrics alone"
+
+    lab.stop_pebble()
+    down = run_job(job_env, path, "--force")
+    assert down.returncode == 1, down.stdout + down.stderr
+    found = metrics()
+    assert found["haproxy_acme_renewal_run_success"] == {(): 0.0}
+    results = {dict(k)["result"]: v for k, v in found["haproxy_acme_certificate_last_result"].items()}
+    assert results == {"issued": 0.0, "renewed": 0.0, "unchanged": 0.0, "failed": 1.0}
+    # The certificate still served keeps its expiry: an alert on it stays right while the CA is down.
+    assert found["haproxy_acme_certificate_not_after_timestamp_seconds"] == {name: not_after}
+    assert found["haproxy_acme_renewal_run_duration_seconds"][()] > 0
