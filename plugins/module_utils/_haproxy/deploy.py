@@ -13,6 +13,13 @@ Runtime API push then fails (HAProxy down, lock held); the push comes last and
 is read back. One certificate failing does not stop the others; each gets its
 own result.
 
+Two runs may deploy the same names at once (two fleet runs that ordered one
+certificate each). A bundle never replaces a newer one for the same names
+(``newer_copy``): a newer copy on disk is deployed instead of the one offered,
+and a newer one HAProxy serves is kept. The look, the write and the push hold
+the certificate directory's run lock (``_lock``), so the other run sees what
+this one left.
+
 A push holds for the process that answers at its end. A connection lost in the
 middle (HAProxy restarted) is opened again within ``timeout``; a reload leaves
 our connection with the old, stopping worker, so after the last certificate a
@@ -23,6 +30,8 @@ pushed where it differs, at most MAX_PASSES times in all.
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import grp
 import os
 import pwd
@@ -30,12 +39,12 @@ import typing as t
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils import _defaults, _lock
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import (
     ConfigError,
     HaproxyAcmeError,
     RuntimeApiConnectionError,
 )
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy import commands as cmd
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.certs import (
     ABSENT,
     CREATED,
@@ -51,20 +60,23 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.certs
     desired_absent,
     desired_present,
 )
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.module_args import DEFAULT_BUSY_TIMEOUT
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.parse import RuntimeCert
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.tls import check_served
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.transport import (
-    DEFAULT_TIMEOUT,
     RuntimeApi,
     parse_address,
 )
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import (
+    CertInfo,
     atomic_write,
     file_matches,
+    ip_text,
     isoformat,
+    parse_bundle,
     read_optional,
     remove_file,
+    same_serial,
+    utcnow,
 )
 
 WRITE_THREADS = 8
@@ -88,13 +100,13 @@ class Request:
 class Options:
     sockets: list[str]
     write_file: bool = True
-    mode: int = 0o640
+    mode: int = _defaults.BUNDLE_MODE
     owner: str | None = None
     group: str | None = None
-    timeout: float = DEFAULT_TIMEOUT
-    wait: float = DEFAULT_BUSY_TIMEOUT
+    timeout: float = _defaults.SOCKET_TIMEOUT
+    wait: float = _defaults.BUSY_TIMEOUT
     abort_foreign: bool = False
-    bufsize: int = cmd.DEFAULT_BUFSIZE
+    bufsize: int = _defaults.BUFSIZE
     verify_address: str | None = None
     check_mode: bool = False
 
@@ -111,6 +123,8 @@ class Entry:
     sockets: list[dict[str, t.Any]] = field(default_factory=list)
     verified: bool | None = None
     errors: list[str] = field(default_factory=list)
+    note: str | None = None  # why another bundle than the one offered was deployed
+    kept: Copy | None = None  # a newer certificate HAProxy serves: nothing written or sent
 
     @property
     def failed(self) -> bool:
@@ -161,6 +175,81 @@ class SocketResult:
     error: str | None = None
 
 
+# ------------------------------------------------------------ newer copies
+
+
+@dataclass(frozen=True)
+class Copy:
+    """A certificate already there under a name: served on a socket, or in the file on disk."""
+
+    where: str  # "served on <socket>", "on disk at <path>"
+    serial: str
+    not_before: dt.datetime | None
+    not_after: dt.datetime | None
+    names: tuple[str, ...]  # its DNS names (HAProxy prints no others)
+
+
+def newer_copy(offered: CertInfo, copies: t.Iterable[Copy], now: dt.datetime) -> Copy | None:
+    """The newest of ``copies`` when it is newer than ``offered`` for the same names, else None.
+
+    Newer: a later notBefore; on a tie a later notAfter, then a higher serial, so that
+    two runs that each offer their own certificate end on the same one wherever they
+    meet. Only copies with the same set of DNS names count, and only while they are
+    valid; a copy whose dates are unknown never wins. A certificate without DNS names
+    (addresses only) has nothing to compare by: it is always deployed.
+    """
+    names = _dns_names(offered.domains)
+    if not names:
+        return None
+    best: Copy | None = None
+    for copy in copies:
+        if copy.not_before is None or copy.not_after is None or copy.not_after <= now:
+            continue
+        if _dns_names(copy.names) != names:
+            continue
+        if best is None or _age(copy.not_before, copy.not_after, copy.serial) > _age(
+            best.not_before, best.not_after, best.serial
+        ):
+            best = copy
+    if best is None or _age(best.not_before, best.not_after, best.serial) <= _age(
+        offered.not_before, offered.not_after, offered.serial
+    ):
+        return None
+    return best
+
+
+def _dns_names(domains: t.Iterable[str]) -> frozenset[str]:
+    return frozenset(d.lower() for d in domains if ip_text(d) is None)
+
+
+def _age(
+    not_before: dt.datetime | None, not_after: dt.datetime | None, serial: str
+) -> tuple[dt.datetime, dt.datetime, int]:
+    """The sort key of a certificate's age (dates known: newer_copy skips the others)."""
+    not_before, not_after = t.cast(dt.datetime, not_before), t.cast(dt.datetime, not_after)
+    digits = serial.replace(":", "").strip()
+    try:
+        number = int(digits, 16) if digits else -1
+    except ValueError:
+        number = -1
+    return not_before, not_after, number
+
+
+def describe(copy: Copy, where: str | None = None) -> str:
+    issued = isoformat(copy.not_before) if copy.not_before is not None else "at an unknown time"
+    return f"a newer certificate (serial {copy.serial}, issued {issued}) is {where or copy.where}"
+
+
+def served_copy(cert: RuntimeCert | None, address: str) -> Copy | None:
+    """What HAProxy serves under a name as a Copy; None unless it serves one (status Used)."""
+    if cert is None or cert.empty or not cert.used:
+        return None
+    return Copy(f"served on {address}", cert.serial, cert.not_before, cert.not_after, tuple(cert.domains))
+
+
+# ------------------------------------------------------------------ deploy
+
+
 def deploy(requests: t.Sequence[Request], options: Options, api_factory: ApiFactory = RuntimeApi) -> Report:
     """Check, write and push every certificate; never raises for one certificate's failure."""
     _refuse_duplicates(requests)
@@ -168,23 +257,128 @@ def deploy(requests: t.Sequence[Request], options: Options, api_factory: ApiFact
     for entry in report.entries:
         _prepare(entry, options)
     candidates = [e for e in report.entries if e.desired is not None and not e.failed]
-    links = [_look(candidates, address, options, api_factory) for address in options.sockets] if candidates else []
     try:
-        _write_all([e for e in candidates if not e.failed], options)
-        ready = [e for e in candidates if not e.failed]
-        for link in links:
-            _push(ready, link, options)
-    finally:
-        for link in links:
-            if link.api is not None:
-                link.api.close()
-            if link.session is not None:
-                report.warnings.extend(link.session.warnings)
-                report.aborted.extend(link.session.aborted)
+        locks = _run_locks(candidates, options)
+    except HaproxyAcmeError as exc:  # another run held the lock for longer than the timeout
+        for entry in candidates:
+            entry.fail(exc)
+        return report
+    links: list[Link] = []
+    with locks:
+        try:
+            ready = _deploy_locked(candidates, links, options, api_factory)
+        finally:
+            for link in links:
+                if link.api is not None:
+                    link.api.close()
+                if link.session is not None:
+                    report.warnings.extend(link.session.warnings)
+                    report.aborted.extend(link.session.aborted)
     if options.verify_address and not options.check_mode:
         for entry in ready:
             _verify_served(entry, options)
     return report
+
+
+def _deploy_locked(
+    candidates: list[Entry], links: list[Link], options: Options, api_factory: ApiFactory
+) -> list[Entry]:
+    """Look, keep what is newer, write, push; ``links`` is filled as sockets are opened. The entries pushed."""
+    for entry in candidates:
+        _prefer_disk(entry, options)
+    if candidates:
+        links.extend(_look(candidates, address, options, api_factory) for address in options.sockets)
+    _keep_newer(candidates, links)
+    _write_all([e for e in candidates if not e.failed and e.kept is None], options)
+    ready = [e for e in candidates if not e.failed and e.kept is None]
+    for link in links:
+        _push(ready, link, options)
+    return ready
+
+
+def _run_locks(entries: list[Entry], options: Options) -> contextlib.ExitStack:
+    """The run lock of every certificate directory (in one order, so two runs never deadlock).
+
+    Taken on entering the stack; a lock not had within the timeout raises FileError.
+    """
+    stack = contextlib.ExitStack()
+    directories = sorted({os.path.dirname(t.cast(Desired, e.desired).path) for e in entries})
+    try:
+        for directory in directories:
+            stack.enter_context(_lock.run_lock(directory, enabled=not options.check_mode))
+    except BaseException:
+        stack.close()
+        raise
+    return stack
+
+
+def _prefer_disk(entry: Entry, options: Options) -> None:
+    """Deploy the file at ``path`` instead of the bundle offered when the file is newer (another
+    run wrote it); a file that cannot be read or checked is replaced as before."""
+    desired, request = t.cast(Desired, entry.desired), entry.request
+    if desired.state != PRESENT or desired.info is None:
+        return
+    if request.pem is None and (request.pem_src or request.path) == request.path:
+        return  # the bundle offered is the file itself
+    data = _quiet_read(request.path)
+    if data is None:
+        return
+    try:
+        info = parse_bundle(data, require_key=False).info()
+    except HaproxyAcmeError:
+        return
+    copy = Copy(f"on disk at {request.path}", info.serial, info.not_before, info.not_after, info.domains)
+    if newer_copy(desired.info, [copy], utcnow()) is None:
+        return
+    try:
+        on_disk = desired_present(request.path, data, request.crt_list, request.expected_domains, options.bufsize)
+    except HaproxyAcmeError:
+        return
+    entry.note = f"{describe(copy)}: deployed it instead of the one offered (serial {desired.info.serial})"
+    entry.desired = on_disk
+
+
+def _quiet_read(path: str) -> bytes | None:
+    try:
+        return read_optional(path)
+    except HaproxyAcmeError:
+        return None
+
+
+def _keep_newer(entries: list[Entry], links: list[Link]) -> None:
+    """Keep what a socket serves when it is newer than the bundle to deploy: nothing is written or sent.
+
+    A newer file on disk that HAProxy already serves is kept too, and said so: the one
+    offered is older than what is served.
+    """
+    now = utcnow()
+    for entry in entries:
+        desired = t.cast(Desired, entry.desired)
+        if entry.failed or desired.state != PRESENT or desired.info is None:
+            continue
+        served = {link.address: link.observed[id(entry)][0] for link in links if id(entry) in link.observed}
+        copies = [c for c in (served_copy(cert, address) for address, cert in served.items()) if c is not None]
+        newer = newer_copy(desired.info, copies, now)
+        if newer is None and entry.note is not None:  # the file on disk, is it what HAProxy serves?
+            newer = next((c for c in copies if same_serial(c.serial, desired.info.serial)), None)
+        if newer is None:
+            continue
+        entry.kept, entry.note = newer, None
+        entry.before = entry.after = next((c for c in served.values() if c is not None), None)
+        reason = f"{describe(newer, 'already ' + newer.where)}; kept"
+        for link in links:
+            if link.address not in served:  # not reachable: no process answers for this name there
+                _socket_failed(entry, link.address, link.error or ConfigError(f"no connection to {link.address}"))
+                continue
+            cert = served[link.address]
+            entry.sockets.append(
+                {
+                    "socket": link.address,
+                    "action": UNCHANGED,
+                    "reason": reason,
+                    "status": cert.status if cert is not None else "Absent",
+                }
+            )
 
 
 def _refuse_duplicates(requests: t.Sequence[Request]) -> None:
@@ -527,9 +721,8 @@ def _reason(entry: Entry, action: str) -> str:
     if entry.failed:
         return "; ".join(entry.errors)
     reasons = [s["reason"] for s in entry.sockets if s["action"] == action]
-    if reasons:
-        return reasons[0]
-    return "file written" if entry.file_changed else "nothing to do"
+    reason = reasons[0] if reasons else ("file written" if entry.file_changed else "nothing to do")
+    return f"{entry.note}; {reason}" if entry.note else reason
 
 
 def diff(entry: Entry) -> dict[str, t.Any]:
@@ -537,7 +730,9 @@ def diff(entry: Entry) -> dict[str, t.Any]:
     desired = entry.desired
     header = entry.request.path
     after: dict[str, t.Any] = {}
-    if desired is not None and desired.state == PRESENT and desired.info is not None:
+    if entry.kept is not None:
+        after = _runtime_view(entry.after)
+    elif desired is not None and desired.state == PRESENT and desired.info is not None:
         after = {
             "serial": desired.info.serial,
             "not_after": isoformat(desired.info.not_after),

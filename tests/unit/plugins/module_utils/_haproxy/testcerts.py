@@ -43,6 +43,23 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+_last_start: list[dt.datetime] = []
+
+
+def _next_start() -> dt.datetime:
+    """notBefore of the next leaf: an hour ago, and at least a second after the leaf before.
+
+    A bundle made later is then the newer one, as with a CA: the deploy keeps a newer
+    certificate for the same names and would refuse one made in the same second with a
+    lower serial.
+    """
+    start = (_now() - dt.timedelta(hours=1)).replace(microsecond=0)
+    if _last_start:
+        start = min(max(start, _last_start[0] + dt.timedelta(seconds=1)), _now() - dt.timedelta(seconds=1))
+    _last_start[:] = [start]
+    return start
+
+
 @dataclass
 class Authority:
     """A CA that signs leaves; ``chain`` is what a bundle carries after the leaf."""
@@ -64,7 +81,7 @@ class Authority:
         not_before: dt.datetime | None = None,
     ) -> tuple[x509.Certificate, Key]:
         key = key or ec.generate_private_key(ec.SECP256R1())
-        start = not_before or _now() - dt.timedelta(hours=1)
+        start = not_before or _next_start()
         builder = (
             x509.CertificateBuilder()
             .subject_name(_name(domains[0]) if domains else _name("no-san"))
