@@ -19,6 +19,16 @@ description:
     covered, and the command with its payload must fit HAProxy's buffer (O(bufsize)).
   - Idempotent; when HAProxy already serves the same leaf (serial and SHA-1 fingerprint) and
     chain, nothing is sent and the result is C(changed=false).
+  - Never replaces a certificate with an older one for the same DNS names, so that two runs
+    that deploy one name at once (two fleet C(renew) runs, each with its own order) end on the
+    same certificate in either order. Older means an earlier notBefore; on a tie an earlier
+    notAfter, then a lower serial. When HAProxy already serves a newer one, it is kept; nothing
+    is written or sent, the result is V(unchanged) and RV(certificates[].reason) says so. When
+    the file at O(path) holds a newer one, that file is deployed instead of the bundle given.
+    To go back to an older certificate, remove the newer one first (O(state=absent)).
+  - The check, the write and the push hold the run lock of the certificate's directory (a
+    dotfile there, shared with M(tlsops.haproxy_acme.acme_stateless_order) and the host's
+    renewal job), waiting up to 300 seconds for another run to finish.
   - Before anything is written, every socket is asked (read-only) for its crt-lists and what it
     holds. A socket path that is no socket, a socket below C(level admin), an O(crt_list) HAProxy
     does not have, or a new certificate outside every directory HAProxy loads fails the
@@ -293,7 +303,14 @@ certificates:
       returned: always
       sample: updated
     reason:
-      description: Why, in words; the error message when it failed.
+      description:
+        - Why, in words; the error message when it failed.
+        - When HAProxy serves a newer certificate for the same names, it is kept, and the reason
+          names its serial and notBefore, for example V(a newer certificate \(serial 0A1B..., issued
+          2026-01-01T00:00:00Z\) is already served on /run/haproxy/admin.sock; kept).
+        - When the file at RV(certificates[].path) held a newer one, that file was deployed instead
+          of the bundle given, and the reason begins with V(a newer certificate) and ends with what
+          HAProxy did.
       type: str
       returned: always
       sample: new serial
