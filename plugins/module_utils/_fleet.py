@@ -26,6 +26,7 @@ import math
 import re
 import typing as t
 
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils import _defaults
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.ari import parse_time
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.renewal import due_by_time
 
@@ -36,7 +37,6 @@ STATES = ("in sync", "due", "expired", "older", "missing", "unreachable")
 #: A node's overall state is the worst of its certificates' (unreachable: it did not answer).
 _SEVERITY = ("expired", "missing", "older", "due", "in sync")
 _DRIFT = ("older", "missing")
-DEFAULT_KEY_TYPE = "ec256"  # acme_stateless_order's default, which the playbooks keep
 _MODE_NOISE = re.compile(r"; mode/owner/group (fixed|differ from what is asked)")
 _MARKDOWN = re.compile(r"([\\`*_|\[\]<>~#])")
 
@@ -102,7 +102,7 @@ def identity(cert: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
     """What makes two definitions of one name the same certificate: names, key type, profile."""
     return {
         "domains": sorted({str(d).lower() for d in cert.get("domains") or []}),
-        "key_type": cert.get("key_type") or DEFAULT_KEY_TYPE,
+        "key_type": cert.get("key_type") or _defaults.KEY_TYPE,
         "profile": cert.get("profile") or "",
     }
 

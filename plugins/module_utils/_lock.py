@@ -23,10 +23,10 @@ import threading
 import time
 import typing as t
 
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils import _defaults
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import FileError
 
 LOCK_NAME = ".tlsops-haproxy-acme.lock"
-DEFAULT_TIMEOUT = 300.0
 _POLL = 0.05
 
 _held: dict[str, int] = {}
@@ -65,7 +65,7 @@ def _acquire(fd: int, path: str, timeout: float) -> None:
 
 
 @contextlib.contextmanager
-def held(directory: str, timeout: float = DEFAULT_TIMEOUT) -> t.Iterator[None]:
+def held(directory: str, timeout: float = _defaults.LOCK_TIMEOUT) -> t.Iterator[None]:
     """Hold the directory's run lock for the ``with`` block; FileError after ``timeout`` seconds."""
     path = lock_path(os.path.abspath(directory))
     with _guard:
@@ -99,4 +99,4 @@ def run_lock(directory: str, timeout: float | None = None, enabled: bool = True)
     directory is missing or read-only (the run then reports that per certificate)."""
     if not enabled or not os.path.isdir(directory) or not os.access(directory, os.W_OK | os.X_OK):
         return contextlib.nullcontext()
-    return held(directory, DEFAULT_TIMEOUT if timeout is None else float(timeout))
+    return held(directory, _defaults.LOCK_TIMEOUT if timeout is None else float(timeout))

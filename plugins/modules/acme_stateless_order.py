@@ -401,6 +401,7 @@ replaces:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils import _defaults
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme import order_run
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.common_args import (
     MUTUALLY_EXCLUSIVE,
@@ -425,19 +426,19 @@ def argument_spec() -> dict[str, dict[str, object]]:
             "profile": {"type": "str"},
         }},
         cert_dir={"type": "path", "required": True},
-        key_type={"type": "str", "default": "ec256", "choices": list(KEY_TYPES)},
+        key_type={"type": "str", "default": _defaults.KEY_TYPE, "choices": list(KEY_TYPES)},
         reuse_key={"type": "bool", "default": False},
         remaining_days={"type": "int"},
         profile={"type": "str"},
         force={"type": "bool", "default": False},
-        use_ari={"type": "bool", "default": True},
+        use_ari={"type": "bool", "default": _defaults.USE_ARI},
         preferred_chain={"type": "str"},
-        concurrency={"type": "int", "default": 4},
-        poll_timeout={"type": "float", "default": 120},
-        lock_timeout={"type": "float", "default": 300},
+        concurrency={"type": "int", "default": _defaults.CONCURRENCY},
+        poll_timeout={"type": "float", "default": _defaults.POLL_TIMEOUT},
+        lock_timeout={"type": "float", "default": _defaults.LOCK_TIMEOUT},
         owner={"type": "str"},
         group={"type": "str"},
-        mode={"type": "raw", "default": "0640"},
+        mode={"type": "raw", "default": _defaults.mode_text(_defaults.BUNDLE_MODE)},
     )
     return spec
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import typing as t
 
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils import _defaults
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import ConfigError, FileError, PemError
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import (
     atomic_write,
@@ -19,9 +20,6 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import (
 
 if t.TYPE_CHECKING:
     from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.jws import SigningKey
-
-ACCOUNT_KEY_MODE = 0o600
-
 
 def _load(data: bytes, what: str) -> SigningKey:
     """load_private_key, with every message naming the key (some of _pem's do not)."""
@@ -73,5 +71,5 @@ def ensure_account_key_file(
         directory = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(directory):
             raise FileError(f"cannot create account key {path}: {directory} does not exist", path=path)
-        atomic_write(path, private_key_to_pem(key), mode=ACCOUNT_KEY_MODE, owner=owner, group=group)
+        atomic_write(path, private_key_to_pem(key), mode=_defaults.ACCOUNT_KEY_MODE, owner=owner, group=group)
     return key, True

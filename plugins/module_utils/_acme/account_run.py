@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import typing as t
 
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils import _defaults
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme import account as acct
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme import jws, keychange
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.account_key import (
@@ -60,7 +61,7 @@ def _rollover(client: AcmeClient, params: t.Mapping[str, t.Any], check_mode: boo
     path, content = params.get("new_account_key_path"), params.get("new_account_key_content")
     if path and not content:
         new_key, created = ensure_account_key_file(
-            path, params.get("account_key_type") or "ec256", params.get("owner"), params.get("group"), check_mode
+            path, params.get("account_key_type") or _defaults.KEY_TYPE, params.get("owner"), params.get("group"), check_mode
         )
     else:
         new_key, created = load_account_key(path, content, what="new_account_key"), False
@@ -109,7 +110,7 @@ def run(params: t.Mapping[str, t.Any], check_mode: bool = False, session: t.Any 
         return result
     if present and path and not content:
         key, created = ensure_account_key_file(
-            path, params.get("account_key_type") or "ec256", params.get("owner"), params.get("group"), check_mode
+            path, params.get("account_key_type") or _defaults.KEY_TYPE, params.get("owner"), params.get("group"), check_mode
         )
         if created and check_mode:
             return _result(None, None, True, True)  # a key not written has no account worth asking about

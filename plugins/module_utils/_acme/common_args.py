@@ -12,17 +12,13 @@ from __future__ import annotations
 import math
 import typing as t
 
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils import _defaults
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme import jws, transport
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.client import AcmeClient
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.directory import (
-    DEFAULT_DIRECTORY,
-    resolve_directory,
-)
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.directory import resolve_directory
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.transport import Transport
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import ConfigError
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import KEY_TYPES
-
-DEFAULT_REQUEST_TIMEOUT = 10.0
 
 MUTUALLY_EXCLUSIVE = [("account_key_path", "account_key_content")]
 REQUIRED_ONE_OF = [("account_key_path", "account_key_content")]
@@ -32,17 +28,17 @@ REQUIRED_TOGETHER = [("eab_kid", "eab_hmac_key")]
 def acme_argument_spec() -> dict[str, dict[str, t.Any]]:
     """A fresh copy of the common options' spec (callers may change it)."""
     return {
-        "directory": {"type": "str", "default": DEFAULT_DIRECTORY},
+        "directory": {"type": "str", "default": _defaults.DIRECTORY},
         "account_key_path": {"type": "path", "no_log": False},
         "account_key_content": {"type": "str", "no_log": True},
-        "account_key_type": {"type": "str", "default": "ec256", "choices": list(KEY_TYPES)},
+        "account_key_type": {"type": "str", "default": _defaults.KEY_TYPE, "choices": list(KEY_TYPES)},
         "email": {"type": "str"},
         "terms_agreed": {"type": "bool", "default": False},
         "eab_kid": {"type": "str"},
         "eab_hmac_key": {"type": "str", "no_log": True},
         "validate_certs": {"type": "bool", "default": True},
         "ca_path": {"type": "path"},
-        "request_timeout": {"type": "float", "default": DEFAULT_REQUEST_TIMEOUT},
+        "request_timeout": {"type": "float", "default": _defaults.REQUEST_TIMEOUT},
     }
 
 
@@ -51,7 +47,7 @@ def transport_from_params(params: t.Mapping[str, t.Any], pool_size: int = 10,
     """The HTTP transport: TLS verification from ``validate_certs`` / ``ca_path``, the timeout."""
     value = params.get("request_timeout")
     try:  # 0 is refused, not taken for the default
-        timeout = DEFAULT_REQUEST_TIMEOUT if value is None else float(value)
+        timeout = _defaults.REQUEST_TIMEOUT if value is None else float(value)
     except (TypeError, ValueError):
         timeout = math.nan
     if not timeout > 0 or math.isinf(timeout) or isinstance(value, bool):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import typing as t
 from urllib.parse import urlsplit
 
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils import _defaults
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import AcmeError, ConfigError
 
 ALIASES: dict[str, str] = {
@@ -19,7 +20,6 @@ ALIASES: dict[str, str] = {
     "google": "https://dv.acme-v02.api.pki.goog/directory",
     "google_test": "https://dv.acme-v02.test-api.pki.goog/directory",
 }
-DEFAULT_DIRECTORY = "letsencrypt_test"
 # Resources every RFC 8555 server must list; revokeCert and keyChange are not used here.
 REQUIRED = ("newNonce", "newAccount", "newOrder")
 
@@ -39,7 +39,7 @@ def resolve_directory(value: t.Any) -> str:
     """
     if value is not None and not isinstance(value, str):
         raise ConfigError(f"the ACME directory must be an alias or an https:// URL, not {value!r}", directory=str(value))
-    value = (value or DEFAULT_DIRECTORY).strip()
+    value = (value or _defaults.DIRECTORY).strip()
     if value in ALIASES:
         return ALIASES[value]
     if value.lower().startswith("http://"):

@@ -17,6 +17,7 @@ import os
 import typing as t
 from dataclasses import dataclass, field
 
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils import _defaults
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme import ari, order, profiles
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.client import AcmeClient
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.lazy import Lazy
@@ -45,7 +46,6 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import (
 if t.TYPE_CHECKING:
     from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import PrivateKey
 
-MAX_CONCURRENCY = 16
 ATTRIBUTES_DIFFER = "; mode/owner/group differ from what is asked"
 
 
@@ -55,7 +55,7 @@ class CertSpec:
 
     name: str
     domains: list[str]
-    key_type: str = "ec256"
+    key_type: str = _defaults.KEY_TYPE
     profile: str | None = None
 
 
@@ -70,10 +70,10 @@ class Options:
     preferred_chain: str | None = None
     owner: str | None = None
     group: str | None = None
-    mode: int = 0o640
-    use_ari: bool = True
-    concurrency: int = 4
-    poll_timeout: float = 120.0
+    mode: int = _defaults.BUNDLE_MODE
+    use_ari: bool = _defaults.USE_ARI
+    concurrency: int = _defaults.CONCURRENCY
+    poll_timeout: float = _defaults.POLL_TIMEOUT
     check_mode: bool = False
 
 
@@ -292,7 +292,7 @@ class Issuer:
             self._fix_attributes(plan)
         todo = [p for p in plans if self._needs_work(p)]
         if todo:
-            workers = max(1, min(self.options.concurrency, MAX_CONCURRENCY, len(todo)))
+            workers = max(1, min(self.options.concurrency, _defaults.MAX_CONCURRENCY, len(todo)))
             with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
                 list(pool.map(self._work, todo))
         return [p.result for p in plans]

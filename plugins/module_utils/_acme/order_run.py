@@ -8,13 +8,12 @@ from __future__ import annotations
 import math
 import typing as t
 
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils import _lock
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils import _defaults, _lock
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme import account as acct
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.account_key import load_account_key
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.client import AcmeClient
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.common_args import client_from_params
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.issuer import (
-    MAX_CONCURRENCY,
     CertResult,
     CertSpec,
     Issuer,
@@ -47,7 +46,7 @@ def _spec(entry: t.Any, key_type: str, profile: str | None, where: str) -> CertS
 
 
 def specs_from_params(params: t.Mapping[str, t.Any]) -> list[CertSpec]:
-    key_type = params.get("key_type") or "ec256"
+    key_type = params.get("key_type") or _defaults.KEY_TYPE
     profile = params.get("profile") or None
     certificates = params.get("certificates")
     if certificates is None:
@@ -79,16 +78,16 @@ def _number(params: t.Mapping[str, t.Any], key: str, what: str) -> float | None:
 
 
 def options_from_params(params: t.Mapping[str, t.Any], check_mode: bool) -> Options:
-    what = f"a whole number from 1 to {MAX_CONCURRENCY}"
+    what = f"a whole number from 1 to {_defaults.MAX_CONCURRENCY}"
     concurrency = _number(params, "concurrency", what)
     if concurrency is None:
-        concurrency = 4
-    elif concurrency != int(concurrency) or not 1 <= concurrency <= MAX_CONCURRENCY:
+        concurrency = _defaults.CONCURRENCY
+    elif concurrency != int(concurrency) or not 1 <= concurrency <= _defaults.MAX_CONCURRENCY:
         raise ConfigError(f"concurrency must be {what}, not {params['concurrency']!r}")
     what = "a positive number of seconds"
     poll_timeout = _number(params, "poll_timeout", what)
     if poll_timeout is None:
-        poll_timeout = 120.0
+        poll_timeout = _defaults.POLL_TIMEOUT
     elif poll_timeout <= 0:
         raise ConfigError(f"poll_timeout must be {what}, not {params['poll_timeout']!r}")
     remaining_days = _number(params, "remaining_days", "a number of days, or null for the lifetime rule")
@@ -100,8 +99,8 @@ def options_from_params(params: t.Mapping[str, t.Any], check_mode: bool) -> Opti
     return Options(
         cert_dir=str(params["cert_dir"]), remaining_days=remaining_days, force=bool(params.get("force")),
         reuse_key=bool(params.get("reuse_key")), preferred_chain=params.get("preferred_chain") or None,
-        owner=params.get("owner"), group=params.get("group"), mode=parse_mode(params.get("mode", "0640")),
-        use_ari=bool(params.get("use_ari", True)), concurrency=int(concurrency), poll_timeout=poll_timeout,
+        owner=params.get("owner"), group=params.get("group"), mode=parse_mode(params.get("mode", _defaults.BUNDLE_MODE)),
+        use_ari=bool(params.get("use_ari", _defaults.USE_ARI)), concurrency=int(concurrency), poll_timeout=poll_timeout,
         check_mode=check_mode,
     )
 

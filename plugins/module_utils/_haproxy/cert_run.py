@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import typing as t
 
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils import _defaults
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import ConfigError
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.commands import DEFAULT_BUFSIZE
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.deploy import (
     ApiFactory,
     Options,
@@ -21,10 +21,7 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.deplo
     diff,
     result,
 )
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.module_args import (
-    DEFAULT_BUSY_TIMEOUT,
-    socket_list,
-)
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.module_args import socket_list
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.transport import RuntimeApi, timeout_option
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import parse_mode
 
@@ -85,17 +82,17 @@ def requests_from_params(params: t.Mapping[str, t.Any]) -> list[Request]:
 
 def options_from_params(params: t.Mapping[str, t.Any], check_mode: bool) -> Options:
     sockets = socket_list(params.get("socket"))
-    bufsize = int(params.get("bufsize") or DEFAULT_BUFSIZE)
+    bufsize = int(params.get("bufsize") or _defaults.BUFSIZE)
     if bufsize < 1024:
         raise ConfigError(f"bufsize {bufsize} is too small: HAProxy's tune.bufsize is 16384 unless raised")
     return Options(
         sockets=sockets,
         write_file=bool(params.get("write_file", True)),
-        mode=parse_mode(params.get("mode", "0640")),
+        mode=parse_mode(params.get("mode", _defaults.BUNDLE_MODE)),
         owner=params.get("owner") or None,
         group=params.get("group") or None,
         timeout=timeout_option(params.get("timeout")),
-        wait=max(0.0, float(params.get("busy_timeout", DEFAULT_BUSY_TIMEOUT))),
+        wait=max(0.0, float(params.get("busy_timeout", _defaults.BUSY_TIMEOUT))),
         abort_foreign=bool(params.get("abort_foreign_transaction")),
         bufsize=bufsize,
         verify_address=params.get("verify_address") or None,

@@ -35,6 +35,7 @@ import time
 import typing as t
 from dataclasses import dataclass, field
 
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils import _defaults
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import (
     ConfigError,
     HaproxyAcmeError,
@@ -50,7 +51,6 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.compa
     same_chain,
     same_leaf,
 )
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.module_args import DEFAULT_BUSY_TIMEOUT
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.parse import (
     RuntimeCert,
     is_not_found,
@@ -115,7 +115,7 @@ def desired_present(
     pem: bytes,
     crt_list: str | None = None,
     expected_domains: t.Iterable[str] | None = None,
-    bufsize: int = cmd.DEFAULT_BUFSIZE,
+    bufsize: int = _defaults.BUFSIZE,
 ) -> Desired:
     """Check everything before HAProxy is touched: name, bundle, key, expiry, chain, size."""
     crt_list = normal_crt_list(crt_list)
@@ -214,9 +214,9 @@ class CertSession:
     def __init__(
         self,
         api: RuntimeApi,
-        wait: float = DEFAULT_BUSY_TIMEOUT,
+        wait: float = _defaults.BUSY_TIMEOUT,
         abort_foreign: bool = False,
-        bufsize: int = cmd.DEFAULT_BUFSIZE,
+        bufsize: int = _defaults.BUFSIZE,
         *,
         sleep: t.Callable[[float], None] = time.sleep,
         clock: t.Callable[[], float] = time.monotonic,

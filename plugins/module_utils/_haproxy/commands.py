@@ -21,8 +21,8 @@ import re
 import typing as t
 from dataclasses import dataclass, field
 
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils import _defaults
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import ConfigError
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.module_args import DEFAULT_BUFSIZE
 
 _PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----\r?\n(.*?)-----END \1-----", re.DOTALL)
 
@@ -93,7 +93,7 @@ def new_cert(name: str) -> Command:
     return Command(f"new ssl cert {check_name(name)}")
 
 
-def set_cert(name: str, pem: str, bufsize: int = DEFAULT_BUFSIZE) -> Command:
+def set_cert(name: str, pem: str, bufsize: int = _defaults.BUFSIZE) -> Command:
     """``set ssl cert <filename> <<`` + PEM: opens or updates the transaction."""
     command = Command(f"set ssl cert {check_name(name)}", pem)
     check_fits(command, bufsize, name)
@@ -134,7 +134,7 @@ def add_crt_list(crt_list: str, name: str) -> Command:
     return Command(f"add ssl crt-list {check_name(crt_list, 'crt-list')} {check_name(name)}")
 
 
-def add_crt_list_line(crt_list: str, entry: str, bufsize: int = DEFAULT_BUFSIZE) -> Command:
+def add_crt_list_line(crt_list: str, entry: str, bufsize: int = _defaults.BUFSIZE) -> Command:
     """The payload form: one crt-list line with SSL options and SNI filters (not for directories)."""
     check_name(crt_list, "crt-list")
     if "\n" in entry.strip() or not entry.strip():

@@ -25,6 +25,7 @@ import re
 import typing as t
 from dataclasses import dataclass
 
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils import _defaults
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import (
     ConfigError,
     FileError,
@@ -34,11 +35,7 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import
     RuntimeApiVerifyError,
 )
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.commands import Command, check_name
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.module_args import (
-    DEFAULT_TIMEOUT,
-    socket_list,
-    socket_option,
-)
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.module_args import socket_list, socket_option
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.transport import RuntimeApi, timeout_option
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import (
     atomic_write,
@@ -48,9 +45,6 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import (
 )
 
 #: Where the haproxy role keeps the map (``<haproxy_maps_dir>/acme-thumbprint.map``), and its key.
-DEFAULT_MAP = "/etc/haproxy/maps/acme-thumbprint.map"
-DEFAULT_KEY = "thumbprint"
-DEFAULT_MODE = "0644"
 _THUMBPRINT = re.compile(r"^[A-Za-z0-9_-]{43}$")
 # The map's name sits inside a converter's argument list in haproxy.cfg: no comma, no parenthesis.
 _MAP_PATH = re.compile(r"^/[A-Za-z0-9_.@+/-]*$")
@@ -72,15 +66,15 @@ def thumbprint_argument_spec() -> dict[str, t.Any]:
     """Options of ``haproxy_acme_thumbprint`` (documented in the module)."""
     return {
         "thumbprint": {"type": "str", "required": True},
-        "path": {"type": "str", "default": DEFAULT_MAP},
-        "key": {"type": "str", "default": DEFAULT_KEY, "no_log": False},  # a map key, not a secret
+        "path": {"type": "str", "default": _defaults.MAP_PATH},
+        "key": {"type": "str", "default": _defaults.MAP_KEY, "no_log": False},  # a map key, not a secret
         "socket": socket_option(),
-        "timeout": {"type": "float", "default": DEFAULT_TIMEOUT},
+        "timeout": {"type": "float", "default": _defaults.SOCKET_TIMEOUT},
         "require_runtime": {"type": "bool", "default": True},
         "write_file": {"type": "bool", "default": True},
         "owner": {"type": "str"},
         "group": {"type": "str"},
-        "mode": {"type": "raw", "default": DEFAULT_MODE},
+        "mode": {"type": "raw", "default": _defaults.mode_text(_defaults.MAP_MODE)},
     }
 
 
@@ -254,14 +248,14 @@ class Target:
     def from_params(cls, params: t.Mapping[str, t.Any]) -> Target:
         timeout = timeout_option(params.get("timeout"))
         return cls(
-            path=check_map_path(params.get("path") or DEFAULT_MAP),
-            key=check_key(params.get("key") or DEFAULT_KEY),
+            path=check_map_path(params.get("path") or _defaults.MAP_PATH),
+            key=check_key(params.get("key") or _defaults.MAP_KEY),
             value=check_thumbprint(params.get("thumbprint")),
             sockets=tuple(socket_list(params.get("socket"))),
             timeout=timeout,
             required=bool(params.get("require_runtime", True)),
             write_file=bool(params.get("write_file", True)),
-            mode=parse_mode(params.get("mode") or DEFAULT_MODE),
+            mode=parse_mode(params.get("mode") or _defaults.MAP_MODE),
             owner=params.get("owner") or None,
             group=params.get("group") or None,
         )

@@ -12,19 +12,15 @@ from __future__ import annotations
 
 import typing as t
 
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils import _defaults
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import ConfigError
-
-DEFAULT_SOCKET = "/run/haproxy/admin.sock"
-DEFAULT_TIMEOUT = 10.0
-DEFAULT_BUSY_TIMEOUT = 10.0
-DEFAULT_BUFSIZE = 16384  # HAProxy's tune.bufsize default
 
 
 def socket_option() -> dict[str, t.Any]:
     """``socket`` has one type in both modules, a list of addresses, so that one value set in
     ``module_defaults`` for the ``haproxy`` action group suits both; Ansible turns a plain
     string into a one-element list."""
-    return {"type": "list", "elements": "str", "default": [DEFAULT_SOCKET]}
+    return {"type": "list", "elements": "str", "default": [_defaults.SOCKET]}
 
 
 def socket_list(value: t.Any) -> list[str]:
@@ -35,7 +31,7 @@ def socket_list(value: t.Any) -> list[str]:
     every certificate twice).
     """
     if value is None or value == []:
-        return [DEFAULT_SOCKET]
+        return [_defaults.SOCKET]
     items = [value] if isinstance(value, str) else list(value)
     sockets = [str(item).strip() for item in items]
     if any(not address for address in sockets):
@@ -73,12 +69,12 @@ def cert_argument_spec() -> dict[str, t.Any]:
         "write_file": {"type": "bool", "default": True},
         "owner": {"type": "str"},
         "group": {"type": "str"},
-        "mode": {"type": "raw", "default": "0640"},
-        "timeout": {"type": "float", "default": DEFAULT_TIMEOUT},
-        "busy_timeout": {"type": "float", "default": DEFAULT_BUSY_TIMEOUT},
+        "mode": {"type": "raw", "default": _defaults.mode_text(_defaults.BUNDLE_MODE)},
+        "timeout": {"type": "float", "default": _defaults.SOCKET_TIMEOUT},
+        "busy_timeout": {"type": "float", "default": _defaults.BUSY_TIMEOUT},
         "abort_foreign_transaction": {"type": "bool", "default": False},
         "verify_address": {"type": "str"},
-        "bufsize": {"type": "int", "default": DEFAULT_BUFSIZE},
+        "bufsize": {"type": "int", "default": _defaults.BUFSIZE},
     }
 
 
@@ -97,5 +93,5 @@ def info_argument_spec() -> dict[str, t.Any]:
         "socket": socket_option(),
         "paths": {"type": "list", "elements": "str", "aliases": ["names"]},
         "expiring_within_days": {"type": "float"},
-        "timeout": {"type": "float", "default": DEFAULT_TIMEOUT},
+        "timeout": {"type": "float", "default": _defaults.SOCKET_TIMEOUT},
     }

@@ -25,9 +25,9 @@ import stat
 import time
 import typing as t
 
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils import _defaults
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import ConfigError, RuntimeApiConnectionError
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.commands import Command
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.module_args import DEFAULT_TIMEOUT
 
 # HAProxy closes an idle CLI connection after `stats timeout` (10 s by default):
 # reconnect before sending when we have been quiet for longer than this.
@@ -37,12 +37,12 @@ _RECV_SIZE = 65536
 
 
 def timeout_option(value: t.Any) -> float:
-    """The ``timeout`` option in seconds: DEFAULT_TIMEOUT when unset; ConfigError unless positive.
+    """The ``timeout`` option in seconds: _defaults.SOCKET_TIMEOUT when unset; ConfigError unless positive.
 
-    ``float(value or DEFAULT_TIMEOUT)`` would turn an explicit 0 into the default silently.
+    ``float(value or _defaults.SOCKET_TIMEOUT)`` would turn an explicit 0 into the default silently.
     """
     if value is None or value == "":
-        return float(DEFAULT_TIMEOUT)
+        return float(_defaults.SOCKET_TIMEOUT)
     try:
         seconds = float(value)
     except (TypeError, ValueError):
@@ -134,7 +134,7 @@ class RuntimeApi:
     def __init__(
         self,
         address: str,
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: float = _defaults.SOCKET_TIMEOUT,
         clock: t.Callable[[], float] = time.monotonic,
     ) -> None:
         self.address = address

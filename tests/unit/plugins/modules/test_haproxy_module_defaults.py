@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils import _defaults
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy import info
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.module_args import (
-    DEFAULT_SOCKET,
     cert_argument_spec,
     info_argument_spec,
 )
@@ -51,7 +51,7 @@ def test_same_value_same_meaning(value: t.Any) -> None:
 
 def test_same_type_and_default() -> None:
     cert, shown = cert_argument_spec()["socket"], info_argument_spec()["socket"]
-    assert cert == shown == {"type": "list", "elements": "str", "default": [DEFAULT_SOCKET]}
+    assert cert == shown == {"type": "list", "elements": "str", "default": [_defaults.SOCKET]}
 
 
 def test_both_modules_with_one_list(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
