@@ -29,6 +29,8 @@ requirements:
   - requests >= 2.28
 extends_documentation_fragment:
   - tlsops.haproxy_acme.acme
+  - tlsops.haproxy_acme.attributes
+  - tlsops.haproxy_acme.attributes.actiongroup_acme
 options:
   certificate_path:
     description:
@@ -77,16 +79,13 @@ options:
     type: raw
 attributes:
   check_mode:
-    description: Can run in check mode and return the changed status it predicts, without modifying the target.
     support: full
     details:
       - In check mode the certificate, the key and the reason are checked and nothing is sent; the
         result predicts a revocation (C(changed=true)) even for a certificate revoked already.
   diff_mode:
-    description: Returns details on what changed (or would change, in check mode) in diff mode.
     support: none
   idempotent:
-    description: A second run with the same options reports no change and changes nothing.
     support: full
 seealso:
   - module: tlsops.haproxy_acme.acme_stateless_order
@@ -125,55 +124,87 @@ EXAMPLES = r"""
 RETURN = r"""
 revoked:
   description: Whether the certificate is revoked now (or would be, in check mode).
-  returned: always
+  returned: success
   type: bool
   sample: true
 already_revoked:
   description: Whether the CA answered that it was revoked already (C(alreadyRevoked)); then C(changed=false).
-  returned: always
+  returned: success
   type: bool
   sample: false
 serial:
   description: Serial of the certificate, upper-case hex.
-  returned: always
+  returned: success
   type: str
   sample: 04A3F1C2D5E6B7A8091A2B3C4D5E6F708192
 domains:
   description: Its names (DNS names and IP addresses).
-  returned: always
+  returned: success
   type: list
   elements: str
   sample: [example.com, www.example.com]
 not_after:
   description: End of its validity, ISO 8601 UTC.
-  returned: always
+  returned: success
   type: str
   sample: "2025-03-31T23:59:59Z"
 reason:
-  description: The reason sent, by its RFC 5280 name; null when none was.
-  returned: always
+  description:
+    - The reason sent, by its RFC 5280 name; null when none was.
+    - When the module fails on O(reason), the value refused.
+  returned: success, and when the module fails on O(reason)
   type: str
   sample: keyCompromise
 reason_code:
   description: The reason sent, by its number; null when none was.
-  returned: always
+  returned: success
   type: int
   sample: 1
 revoked_with:
   description: V(account_key) or V(certificate_key).
-  returned: always
+  returned: success
   type: str
   sample: certificate_key
 account_uri:
   description: The account that signed the request; null for O(revoke_with=certificate_key) and in check mode.
-  returned: always
+  returned: success
   type: str
   sample: https://acme-v02.api.letsencrypt.org/acme/acct/123456789
 ca_requests:
   description: HTTP requests sent to the CA (0 in check mode).
-  returned: always
+  returned: success
   type: int
   sample: 4
+problem:
+  description: The problem document (RFC 8555 section 6.7) the ACME server refused the request with.
+  returned: when the module fails on a refusal of the ACME server
+  type: dict
+  contains:
+    type:
+      description: The problem type.
+      type: str
+      returned: always
+      sample: urn:ietf:params:acme:error:unauthorized
+    detail:
+      description: The server's explanation.
+      type: str
+      returned: always
+      sample: The certificate being revoked is not associated with this account
+    status:
+      description: The HTTP status of the refusal.
+      type: int
+      returned: always
+      sample: 403
+url:
+  description: The URL of the ACME request that failed.
+  returned: when the module fails on a refusal of the ACME server, or on a request without an answer
+  type: str
+  sample: https://acme-v02.api.letsencrypt.org/acme/revoke-cert
+directory:
+  description: The value of O(directory) that is neither a known alias nor an C(https://) URL.
+  returned: when the module fails on O(directory)
+  type: str
+  sample: lets_encrypt
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib

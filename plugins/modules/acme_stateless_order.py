@@ -36,6 +36,8 @@ requirements:
   - requests >= 2.28
 extends_documentation_fragment:
   - tlsops.haproxy_acme.acme
+  - tlsops.haproxy_acme.attributes
+  - tlsops.haproxy_acme.attributes.actiongroup_acme
 options:
   domains:
     description:
@@ -180,18 +182,15 @@ options:
     default: '0640'
 attributes:
   check_mode:
-    description: Can run in check mode and return the changed status it predicts, without modifying the target.
     support: full
     details:
       - Check mode decides from the files alone and sends no request to the CA; a renewal that only
         the CA's ARI window would ask for is therefore not predicted.
   diff_mode:
-    description: Returns details on what changed (or would change, in check mode) in diff mode.
     support: full
     details:
       - The diff shows serial, expiry and names per certificate, never key material.
   idempotent:
-    description: A second run with the same options reports no change and changes nothing.
     support: full
     details:
       - A second run reports V(unchanged) and places no order, unless O(force=true).
@@ -267,63 +266,76 @@ EXAMPLES = r"""
 RETURN = r"""
 certificates:
   description: One entry per certificate, in the order asked.
-  returned: always
+  returned: success, and when a certificate failed
   type: list
   elements: dict
   contains:
     name:
       description: The certificate's name.
+      returned: always
       type: str
       sample: example.com
     domains:
       description: Its domains as asked, normalised.
+      returned: always
       type: list
       elements: str
       sample: [example.com, www.example.com]
     path:
       description: The PEM bundle's path.
+      returned: always
       type: str
       sample: /etc/haproxy/certs/example.com.pem
     action:
       description: V(issued) (there was no file), V(renewed), V(unchanged) or V(failed).
+      returned: always
       type: str
       sample: issued
     reason:
       description: Why it was ordered, kept or failed, naming the rule that decided.
+      returned: always
       type: str
       sample: "valid, 60.2 days left of 90.0; the lifetime rule renews below 30.0"
     profile:
       description: The ACME profile recorded in the file now (null when none is).
+      returned: always
       type: str
       sample: tlsserver
     replaces:
       description:
         - The ARI certificate identifier (RFC 9773) of the certificate that the new order replaces, as the
           CA's order names it; null when nothing was ordered, the CA has no ARI, or the CA refused it.
+      returned: always
       type: str
       sample: aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE
     changed:
       description: Whether the file changed (or would, in check mode).
+      returned: always
       type: bool
       sample: true
     serial:
       description: Serial of the certificate now in the file (upper-case hex), null if none.
+      returned: always
       type: str
       sample: 04A1B2C3D4E5F60718293A4B5C6D7E8F
     not_before:
-      description: Start of validity (ISO 8601, UTC).
+      description: Start of validity (ISO 8601, UTC); null when there is no certificate.
+      returned: always
       type: str
       sample: "2025-01-01T00:00:00Z"
     not_after:
-      description: End of validity (ISO 8601, UTC).
+      description: End of validity (ISO 8601, UTC); null when there is no certificate.
+      returned: always
       type: str
       sample: "2025-04-01T00:00:00Z"
     days_left:
-      description: Days until it expires.
+      description: Days until it expires; null when there is no certificate.
+      returned: always
       type: float
       sample: 89.9
     issuer:
-      description: The issuer's distinguished name.
+      description: The issuer's distinguished name; null when there is no certificate.
+      returned: always
       type: str
       sample: CN=R11,O=Let's Encrypt,C=US
     msg:
@@ -333,70 +345,117 @@ certificates:
       sample: "certificate 'shop' (shop.example.org): validation of shop.example.org failed: unauthorized: ..."
 ca_requests:
   description: Number of HTTP requests sent to the ACME server (0 when nothing was due and O(use_ari=false)).
-  returned: always
+  returned: success, and when a certificate failed
   type: int
   sample: 0
 name:
   description: The certificate's name (single-certificate calls only; see RV(certificates)).
-  returned: when O(domains) is used
+  returned: with O(domains), whenever RV(certificates) is
   type: str
   sample: example.com
 domains:
   description: Its domains.
-  returned: when O(domains) is used
+  returned: with O(domains), whenever RV(certificates) is
   type: list
   elements: str
   sample: [example.com]
 path:
   description: Its file.
-  returned: when O(domains) is used
+  returned: with O(domains), whenever RV(certificates) is
   type: str
   sample: /etc/haproxy/certs/example.com.pem
 action:
   description: V(issued), V(renewed), V(unchanged) or V(failed).
-  returned: when O(domains) is used
+  returned: with O(domains), whenever RV(certificates) is
   type: str
   sample: unchanged
 reason:
   description: Why.
-  returned: when O(domains) is used
+  returned: with O(domains), whenever RV(certificates) is
   type: str
   sample: valid, 60.2 days left
 serial:
   description: Serial of the certificate in the file.
-  returned: when O(domains) is used
+  returned: with O(domains), whenever RV(certificates) is
   type: str
   sample: 04A1B2C3D4E5F60718293A4B5C6D7E8F
 not_before:
   description: Start of validity.
-  returned: when O(domains) is used
+  returned: with O(domains), whenever RV(certificates) is
   type: str
   sample: "2025-01-01T00:00:00Z"
 not_after:
   description: End of validity.
-  returned: when O(domains) is used
+  returned: with O(domains), whenever RV(certificates) is
   type: str
   sample: "2025-04-01T00:00:00Z"
 days_left:
   description: Days left.
-  returned: when O(domains) is used
+  returned: with O(domains), whenever RV(certificates) is
   type: float
   sample: 60.2
 issuer:
   description: The issuer's distinguished name.
-  returned: when O(domains) is used
+  returned: with O(domains), whenever RV(certificates) is
   type: str
   sample: CN=R11,O=Let's Encrypt,C=US
 profile:
   description: The ACME profile recorded in the file.
-  returned: when O(domains) is used
+  returned: with O(domains), whenever RV(certificates) is
   type: str
   sample: shortlived
 replaces:
   description: The ARI identifier of the certificate the new order replaced (see RV(certificates[].replaces)).
-  returned: when O(domains) is used
+  returned: with O(domains), whenever RV(certificates) is
   type: str
   sample: aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE
+uid:
+  description:
+    - Numeric owner of the file RV(path) after the run (before it, in check mode). Ansible's C(AnsibleModule) adds this
+      and the file attributes below to every result with a C(path) that exists.
+  returned: when RV(path) is returned and the file exists
+  type: int
+  sample: 0
+gid:
+  description: Numeric group of the file RV(path).
+  returned: when RV(path) is returned and the file exists
+  type: int
+  sample: 118
+owner:
+  description: Owner of the file RV(path) (the user name); not O(owner).
+  returned: when RV(path) is returned and the file exists
+  type: str
+  sample: acme
+group:
+  description: Group of the file RV(path) (the group name); not O(group).
+  returned: when RV(path) is returned and the file exists
+  type: str
+  sample: haproxy
+mode:
+  description: Mode of the file RV(path), an octal string; not O(mode).
+  returned: when RV(path) is returned and the file exists
+  type: str
+  sample: "0640"
+state:
+  description: What the path is, V(file) (or V(link), V(hard) for a file with several links, V(directory)).
+  returned: when RV(path) is returned and the file exists
+  type: str
+  sample: file
+size:
+  description: Size of the file RV(path) in bytes.
+  returned: when RV(path) is returned and the file exists
+  type: int
+  sample: 5268
+secontext:
+  description: SELinux context of the file RV(path).
+  returned: when RV(path) is returned and the file exists, on a host with SELinux enabled
+  type: str
+  sample: system_u:object_r:cert_t:s0
+directory:
+  description: The value of O(directory) that is neither a known alias nor an C(https://) URL.
+  returned: when the module fails on O(directory)
+  type: str
+  sample: lets_encrypt
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib

@@ -24,9 +24,13 @@ description:
     fails the module before anything is written, unless O(require_runtime=false).
   - After a change the module reads the map back and requires the new value.
   - Idempotent; when HAProxy and the file already hold the thumbprint nothing is sent or written.
-  - Needs no Python library beyond the standard library on the host.
 author:
   - tlsops.haproxy_acme contributors (@tlsops)
+requirements:
+  - Only the Python standard library on the managed host (no cryptography, no requests)
+extends_documentation_fragment:
+  - tlsops.haproxy_acme.attributes
+  - tlsops.haproxy_acme.attributes.actiongroup_haproxy
 options:
   thumbprint:
     description:
@@ -91,17 +95,14 @@ options:
     default: "0644"
 attributes:
   check_mode:
-    description: Can run in check mode and return the changed status it predicts, without modifying the target.
     support: full
     details:
       - In check mode the sockets and the file are read, nothing is sent that changes HAProxy and nothing is written.
   diff_mode:
-    description: Returns details on what changed (or would change, in check mode) in diff mode.
     support: full
     details:
       - The map entry before and after.
   idempotent:
-    description: A second run with the same options reports no change and changes nothing.
     support: full
 seealso:
   - module: tlsops.haproxy_acme.acme_account
@@ -144,35 +145,37 @@ EXAMPLES = r"""
 
 RETURN = r"""
 thumbprint:
-  description: The thumbprint HAProxy answers with now (or would, in check mode).
-  returned: always
+  description:
+    - The thumbprint HAProxy answers with now (or would, in check mode).
+    - When the module fails on O(thumbprint), the value refused.
+  returned: success, when a socket failed, and when the module fails on O(thumbprint)
   type: str
   sample: lCufto4sDRTHdmWL0EugFywGV54hBCuTTXvwifi65R4
 previous_thumbprint:
   description:
     - The value HAProxy held before (from the first socket that holds the map), else the file's; null
       when neither had one.
-  returned: always
+  returned: success, and when a socket failed
   type: str
   sample: 8mZ2VbyeS-gJjcrDQgVRBfkW0fh1YWcKDjkXkN0nmhI
 path:
   description: The map file.
-  returned: always
+  returned: success, when a socket failed, and when the module fails on the map
   type: str
   sample: /etc/haproxy/maps/acme-thumbprint.map
 key:
   description: The map key.
-  returned: always
+  returned: success, and when a socket failed
   type: str
   sample: thumbprint
 file_changed:
   description: Whether the file was written (or would be, in check mode).
-  returned: always
+  returned: success, and when a socket failed
   type: bool
   sample: true
 sockets:
   description: What happened on each socket.
-  returned: always
+  returned: success, and when a socket failed
   type: list
   elements: dict
   contains:
@@ -200,6 +203,53 @@ sockets:
       type: str
       returned: always
       sample: new value
+uid:
+  description:
+    - Numeric owner of the map file RV(path) after the run (before it, in check mode). Ansible's C(AnsibleModule) adds this
+      and the file attributes below to every result with a C(path) that exists.
+  returned: when the map file RV(path) exists
+  type: int
+  sample: 0
+gid:
+  description: Numeric group of the map file RV(path).
+  returned: when the map file RV(path) exists
+  type: int
+  sample: 118
+owner:
+  description: Owner of the map file RV(path) (the user name); not O(owner).
+  returned: when the map file RV(path) exists
+  type: str
+  sample: acme
+group:
+  description: Group of the map file RV(path) (the group name); not O(group).
+  returned: when the map file RV(path) exists
+  type: str
+  sample: haproxy
+mode:
+  description: Mode of the map file RV(path), an octal string; not O(mode).
+  returned: when the map file RV(path) exists
+  type: str
+  sample: "0640"
+state:
+  description: What the path is, V(file) (or V(link), V(hard) for a file with several links, V(directory)).
+  returned: when the map file RV(path) exists
+  type: str
+  sample: file
+size:
+  description: Size of the map file RV(path) in bytes.
+  returned: when the map file RV(path) exists
+  type: int
+  sample: 5268
+secontext:
+  description: SELinux context of the map file RV(path).
+  returned: when the map file RV(path) exists, on a host with SELinux enabled
+  type: str
+  sample: system_u:object_r:cert_t:s0
+socket:
+  description: The socket that failed before anything was written (with O(require_runtime=true)).
+  returned: when the module fails on a socket before anything is written
+  type: str
+  sample: /run/haproxy/admin.sock
 """
 
 from ansible.module_utils.basic import AnsibleModule

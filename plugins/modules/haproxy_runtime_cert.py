@@ -59,6 +59,9 @@ author:
 requirements:
   - cryptography >= 38 on the managed host, for O(state=present) (the bundle checks); removing
     certificates needs none
+extends_documentation_fragment:
+  - tlsops.haproxy_acme.attributes
+  - tlsops.haproxy_acme.attributes.actiongroup_haproxy
 options:
   socket:
     description:
@@ -210,18 +213,15 @@ notes:
   - Key material never appears in results, diffs or logs; O(pem_content) is C(no_log).
 attributes:
   check_mode:
-    description: Can run in check mode and return the changed status it predicts, without modifying the target.
     support: full
     details:
       - Check mode reads C(show ssl cert) from HAProxy and compares the file on disk, then reports
         what would change; nothing is written or sent beyond read-only commands.
   diff_mode:
-    description: Returns details on what changed (or would change, in check mode) in diff mode.
     support: full
     details:
       - The diff shows serial, notAfter, SANs and status before and after; never key bytes.
   idempotent:
-    description: A second run with the same options reports no change and changes nothing.
     support: full
 seealso:
   - module: tlsops.haproxy_acme.haproxy_runtime_cert_info
@@ -280,7 +280,7 @@ EXAMPLES = r"""
 RETURN = r"""
 certificates:
   description: One entry per certificate, in the order asked.
-  returned: always
+  returned: success, and when a certificate failed
   type: list
   elements: dict
   contains:
@@ -366,15 +366,36 @@ certificates:
       returned: when state is present and the bundle parsed
       sample: ec256
     sockets:
-      description: What happened on each socket.
+      description: What happened on each socket, in the order of O(socket).
       type: list
       elements: dict
       returned: always
       sample: [{socket: /run/haproxy/admin.sock, action: updated, reason: new serial, status: Used}]
+      contains:
+        socket:
+          description: The socket.
+          type: str
+          returned: always
+          sample: /run/haproxy/admin.sock
+        action:
+          description: As RV(certificates[].action), on this socket.
+          type: str
+          returned: always
+          sample: updated
+        reason:
+          description: Why, in words; the error when it failed on this socket.
+          type: str
+          returned: always
+          sample: new serial
+        status:
+          description: HAProxy's status for the certificate on this socket after the run.
+          type: str
+          returned: unless the certificate failed on this socket
+          sample: Used
     verified:
       description: Whether the TLS handshake of O(verify_address) returned the new serial.
       type: bool
-      returned: when O(verify_address) is set and the push succeeded
+      returned: when O(verify_address) is set and the certificate was pushed
       sample: true
     msg:
       description: The error, when this certificate failed.
@@ -383,77 +404,119 @@ certificates:
       sample: "HAProxy's stats socket /run/haproxy/admin.sock does not exist: is HAProxy running?"
 aborted_transactions:
   description: Certificate transactions of other clients this run aborted.
-  returned: always
+  returned: success, and when a certificate failed
   type: list
   elements: str
   sample: []
 path:
   description: RV(certificates[].path) of the only certificate, when called without O(certificates).
-  returned: when O(path) is used
+  returned: with O(path), whenever RV(certificates) is
   type: str
   sample: /etc/haproxy/certs/example.com.pem
 action:
   description: RV(certificates[].action) of the only certificate.
-  returned: when O(path) is used
+  returned: with O(path), whenever RV(certificates) is
   type: str
   sample: created
 reason:
   description: RV(certificates[].reason) of the only certificate.
-  returned: when O(path) is used
+  returned: with O(path), whenever RV(certificates) is
   type: str
   sample: new certificate
 serial:
   description: RV(certificates[].serial) of the only certificate.
-  returned: when O(path) is used with O(state=present)
+  returned: with O(path) and O(state=present), when the bundle parsed
   type: str
   sample: 04A3F1C2D5E6B7A8091A2B3C4D5E6F708192
 not_before:
   description: RV(certificates[].not_before) of the only certificate.
-  returned: when O(path) is used with O(state=present)
+  returned: with O(path) and O(state=present), when the bundle parsed
   type: str
   sample: "2025-01-01T00:00:00Z"
 not_after:
   description: RV(certificates[].not_after) of the only certificate.
-  returned: when O(path) is used with O(state=present)
+  returned: with O(path) and O(state=present), when the bundle parsed
   type: str
   sample: "2025-03-31T23:59:59Z"
 domains:
   description: RV(certificates[].domains) of the only certificate.
-  returned: when O(path) is used with O(state=present)
+  returned: with O(path) and O(state=present), when the bundle parsed
   type: list
   elements: str
   sample: [example.com]
 sha1_fingerprint:
   description: RV(certificates[].sha1_fingerprint) of the only certificate.
-  returned: when O(path) is used with O(state=present)
+  returned: with O(path) and O(state=present), when the bundle parsed
   type: str
   sample: 417A11CAE25F607B24F638B4A8AEE51D1E211477
 status:
   description: RV(certificates[].status) of the only certificate.
-  returned: when O(path) is used
+  returned: with O(path), whenever RV(certificates) is
   type: str
   sample: Used
 file_changed:
   description: RV(certificates[].file_changed) of the only certificate.
-  returned: when O(path) is used
+  returned: with O(path), whenever RV(certificates) is
   type: bool
   sample: true
 crt_list:
   description: RV(certificates[].crt_list) of the only certificate.
-  returned: when O(path) is used
+  returned: with O(path), whenever RV(certificates) is
   type: str
   sample: /etc/haproxy/certs
 sockets:
   description: RV(certificates[].sockets) of the only certificate.
-  returned: when O(path) is used
+  returned: with O(path), whenever RV(certificates) is
   type: list
   elements: dict
   sample: [{socket: /run/haproxy/admin.sock, action: created, reason: new certificate, status: Used}]
 verified:
   description: RV(certificates[].verified) of the only certificate.
-  returned: when O(path) and O(verify_address) are used
+  returned: with O(path) and O(verify_address), when the certificate was pushed
   type: bool
   sample: true
+uid:
+  description:
+    - Numeric owner of the file RV(path) after the run (before it, in check mode). Ansible's C(AnsibleModule) adds this
+      and the file attributes below to every result with a C(path) that exists.
+  returned: when RV(path) is returned and the file exists
+  type: int
+  sample: 0
+gid:
+  description: Numeric group of the file RV(path).
+  returned: when RV(path) is returned and the file exists
+  type: int
+  sample: 118
+owner:
+  description: Owner of the file RV(path) (the user name); not O(owner).
+  returned: when RV(path) is returned and the file exists
+  type: str
+  sample: acme
+group:
+  description: Group of the file RV(path) (the group name); not O(group).
+  returned: when RV(path) is returned and the file exists
+  type: str
+  sample: haproxy
+mode:
+  description: Mode of the file RV(path), an octal string; not O(mode).
+  returned: when RV(path) is returned and the file exists
+  type: str
+  sample: "0640"
+state:
+  description: What the path is, V(file) (or V(link), V(hard) for a file with several links, V(directory)).
+  returned: when RV(path) is returned and the file exists
+  type: str
+  sample: file
+size:
+  description: Size of the file RV(path) in bytes.
+  returned: when RV(path) is returned and the file exists
+  type: int
+  sample: 5268
+secontext:
+  description: SELinux context of the file RV(path).
+  returned: when RV(path) is returned and the file exists, on a host with SELinux enabled
+  type: str
+  sample: system_u:object_r:cert_t:s0
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib

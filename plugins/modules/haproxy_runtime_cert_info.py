@@ -24,6 +24,9 @@ author:
 requirements:
   - Only the Python standard library on the managed host (no cryptography, no requests); every
     field comes from HAProxy's own C(show ssl cert)
+extends_documentation_fragment:
+  - tlsops.haproxy_acme.attributes
+  - tlsops.haproxy_acme.attributes.actiongroup_haproxy
 options:
   socket:
     description:
@@ -55,15 +58,14 @@ options:
     default: 10
 attributes:
   check_mode:
-    description: Can run in check mode and return the changed status it predicts, without modifying the target.
     support: full
     details:
       - The module only reads; it runs the same in check mode.
   diff_mode:
-    description: Returns details on what changed (or would change, in check mode) in diff mode.
-    support: none
+    support: N/A
+    details:
+      - The module only reads; there is nothing to show a difference of.
   idempotent:
-    description: A second run with the same options reports no change and changes nothing.
     support: full
 seealso:
   - module: tlsops.haproxy_acme.haproxy_runtime_cert
@@ -104,7 +106,7 @@ EXAMPLES = r"""
 RETURN = r"""
 certificates:
   description: One entry per certificate of the (first) socket, in HAProxy's order (or the order of O(paths)).
-  returned: always
+  returned: success
   type: list
   elements: dict
   contains:
@@ -186,27 +188,54 @@ certificates:
       sample: false
 transaction:
   description: The certificate an uncommitted transaction is open for in the (first) socket's process, if any (HAProxy allows one).
-  returned: always
+  returned: success
   type: str
   sample: null
 crt_lists:
   description: Every crt-list and C(crt) directory of the (first) socket, with the certificates in it; null on a socket below C(level admin).
-  returned: always
+  returned: success
   type: dict
   sample: {/etc/haproxy/certs: [/etc/haproxy/certs/example.com.pem]}
 sockets:
   description:
     - One entry per O(socket), in the order given, each with C(socket) and its own C(certificates),
       C(transaction), C(crt_lists) and C(process), as at the top level.
-  returned: always
+  returned: success
   type: list
   elements: dict
   sample: [{socket: /run/haproxy/admin.sock, certificates: [], transaction: null, crt_lists: {}, process: {pid: 4711}}]
+  contains:
+    socket:
+      description: The socket, as given in O(socket).
+      type: str
+      returned: always
+      sample: /run/haproxy/admin.sock
+    certificates:
+      description: This socket's certificates, with the fields of RV(certificates).
+      type: list
+      elements: dict
+      returned: always
+      sample: []
+    transaction:
+      description: As RV(transaction), for this socket's process.
+      type: str
+      returned: always
+      sample: null
+    crt_lists:
+      description: As RV(crt_lists), for this socket's process.
+      type: dict
+      returned: always
+      sample: {/etc/haproxy/certs: [/etc/haproxy/certs/example.com.pem]}
+    process:
+      description: As RV(process), for this socket's process.
+      type: dict
+      returned: always
+      sample: {pid: 4711, version: 2.6.12-1+deb12u1, uptime_sec: 86400}
 process:
   description:
     - The HAProxy process that answers on the (first) socket, from C(show info); null when the reply has no C(Pid).
     - In master-worker mode (C(-W), C(-Ws), Debian's unit) this is the worker, which a reload replaces.
-  returned: always
+  returned: success
   type: dict
   contains:
     pid:
@@ -224,6 +253,11 @@ process:
       type: int
       returned: always
       sample: 86400
+socket:
+  description: The socket that could not be read.
+  returned: when the module fails on a socket
+  type: str
+  sample: /run/haproxy/admin.sock
 """
 
 from ansible.module_utils.basic import AnsibleModule
