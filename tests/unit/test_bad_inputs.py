@@ -396,6 +396,10 @@ ROLE_CASES = [
                                            "renewal_timer_account_key_path": "/etc/haproxy/certs/account.key"},
          "The account key (/etc/haproxy/certs/account.key) and the job's configuration (/etc/haproxy-acme/renew.json) "
          "must not live in the certificate directory /etc/haproxy/certs."),
+    Case("renewal_timer/metrics-path", {"renewal_timer_metrics_path": "/var/lib/prometheus/node-exporter/acme.txt"},
+         "renewal_timer_metrics_path must be empty (no metrics) or an absolute path without spaces ending in .prom "
+         "(node_exporter's textfile collector reads only those), outside the certificate directory; got "
+         "\"/var/lib/prometheus/node-exporter/acme.txt\"."),
     Case("renewal_timer/owner", {"renewal_timer_cert_owner": "root"},
          "renewal_timer_cert_owner must be the job's user (acme) and renewal_timer_cert_group HAProxy's group "
          "(haproxy): the sandboxed job cannot chown; bundles get their group from the setgid certificate directory."),
