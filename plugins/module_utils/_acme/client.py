@@ -45,10 +45,6 @@ class AcmeClient:
             return self._directory
 
     @property
-    def directory_fetched(self) -> bool:
-        return self._directory is not None
-
-    @property
     def account_key(self) -> jws.SigningKey:
         if self.key is None:
             raise AcmeError("internal error: no account key loaded before a signed request")

@@ -32,7 +32,3 @@ class Lazy(t.Generic[T]):
         if self._error is not None:
             raise self._error
         return t.cast(T, self._value)
-
-    @property
-    def done(self) -> bool:
-        return self._done

@@ -198,16 +198,6 @@ def _decide_absent(current: RuntimeCert | None) -> Plan:
 # --------------------------------------------------------------- sessions
 
 
-@dataclass
-class Outcome:
-    """What happened to one certificate on one socket."""
-
-    plan: Plan
-    before: RuntimeCert | None
-    after: RuntimeCert | None = None
-    error: HaproxyAcmeError | None = None
-
-
 class CertSession:
     """Certificate work over one connection: observe, then apply plans one by one."""
 

@@ -285,7 +285,3 @@ def parse_crt_list(reply: str, numbered: bool = False) -> list[CrtListEntry]:
                 first, number = path, int(digits)
         entries.append(CrtListEntry(certificate=first, line=number, options=rest.strip()))
     return entries
-
-
-def looks_like_crt_list_error(reply: str) -> bool:
-    return _looks_like_error(reply)
