@@ -90,6 +90,10 @@ options:
       - A challenge trigger or a finalize whose reply is lost (a reset, a timeout, a reply cut short) is not simply
         sent again; the authorization or order is read, and the run goes on from what the server did. Other requests
         are sent again; a new order may then be placed twice, and the second one is never used.
+      - The ACME server is reached through the proxy in the environment variable C(https_proxy) (or C(HTTPS_PROXY))
+        of the host that runs the module, unless C(no_proxy) (or C(NO_PROXY)) exempts its host (names with their
+        subdomains, C(host:port), addresses, CIDR networks, or C(*)). Nothing else of the environment is read, no
+        C(.netrc) and no C(REQUESTS_CA_BUNDLE); a private CA is given by O(ca_path).
     type: float
     default: 10
 notes:

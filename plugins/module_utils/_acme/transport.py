@@ -31,7 +31,9 @@ from __future__ import annotations
 import collections
 import email.utils
 import importlib.util
+import ipaddress
 import json
+import os
 import re
 import threading
 import time
@@ -468,6 +470,68 @@ class _Request:
             self.clock.sleep(min(0.25, min(opens, until) - now))
 
 
+class ProxySettings:
+    """The proxy for the CA from the standard variables: ``https_proxy`` (or ``HTTPS_PROXY``)
+    for https URLs, and the hosts ``no_proxy`` (or ``NO_PROXY``) exempts.
+
+    Read explicitly because the session does not trust the environment (no netrc, no
+    ``REQUESTS_CA_BUNDLE``: the CA's trust comes from ``ca_path``). ``no_proxy`` is a comma-
+    separated list of host names (a name matches itself and its subdomains; a leading
+    ``.`` or ``*.`` is the same), ``host:port``, IP addresses, CIDR networks, or ``*`` for all.
+    """
+
+    def __init__(self, environ: t.Mapping[str, str]) -> None:
+        self.https = _env(environ, "https_proxy")
+        self.no_proxy = [e.strip().lower() for e in _env(environ, "no_proxy").split(",") if e.strip()]
+
+    def proxy_for(self, url: str) -> str | None:
+        """The proxy URL to reach ``url`` through, or None to connect directly."""
+        parts = urlsplit(url)
+        if parts.scheme != "https" or not self.https or not parts.hostname:
+            return None
+        host, port = parts.hostname.lower().rstrip("."), parts.port or 443
+        if any(_exempt(entry, host, port) for entry in self.no_proxy):
+            return None
+        return self.https
+
+    def request_args(self, url: str) -> dict[str, t.Any]:
+        """``proxies`` for ``session.request``: nothing at all when no proxy is set."""
+        if not self.https:
+            return {}
+        proxy = self.proxy_for(url)
+        return {"proxies": {"https": proxy} if proxy else {}}
+
+
+def _env(environ: t.Mapping[str, str], name: str) -> str:
+    """The lower-case variable, else the upper-case one (as curl and requests read them)."""
+    value = environ.get(name)
+    if value is None:
+        value = environ.get(name.upper())
+    return (value or "").strip()
+
+
+def _exempt(entry: str, host: str, port: int) -> bool:
+    if entry == "*":
+        return True
+    if "/" in entry:
+        try:
+            return ipaddress.ip_address(host) in ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            return False
+    name, entry_port = entry, ""
+    if entry.startswith("[") and "]:" in entry:  # [2001:db8::1]:8443
+        name, entry_port = entry[1:].split("]:", 1)
+    elif entry.count(":") == 1:  # ca.example:8443
+        name, entry_port = entry.split(":")
+    if entry_port and entry_port != str(port):
+        return False
+    name = name.strip("[]")
+    if name.startswith("*."):
+        name = name[2:]
+    name = name.lstrip(".").rstrip(".")
+    return bool(name) and (host == name or host.endswith("." + name))
+
+
 class Transport:
     """One keep-alive ``requests.Session`` shared by all threads, with a request counter.
 
@@ -484,8 +548,10 @@ class Transport:
         clock: Clock | None = None,
         pool_size: int = 10,
         server: str | None = None,
+        environ: t.Mapping[str, str] | None = None,
     ) -> None:
         self.timeout = timeout
+        self.proxies = ProxySettings(os.environ if environ is None else environ)
         self.retry = retry or RetryPolicy(budget=2 * timeout)
         self.clock = clock or Clock()
         self.nonces = NoncePool()
@@ -514,7 +580,8 @@ class Transport:
         session = rq.Session()
         session.verify = verify
         session.headers["User-Agent"] = USER_AGENT
-        session.trust_env = False  # no proxy or netrc surprises for a CA we were told to use
+        # No netrc or CA bundle from the environment; the proxy variables are read by ProxySettings.
+        session.trust_env = False
         adapter = rq.adapters.HTTPAdapter(pool_connections=2, pool_maxsize=max(2, pool_size))
         session.mount("https://", adapter)
         session.mount("http://", adapter)
@@ -550,7 +617,8 @@ class Transport:
             self.request_count += 1
         exceptions = _requests().exceptions
         try:
-            raw = session.request(method, url, data=body, headers=headers, timeout=self.timeout)
+            raw = session.request(method, url, data=body, headers=headers, timeout=self.timeout,
+                                  **self.proxies.request_args(url))
         except exceptions.SSLError as exc:
             if _verification_failed(exc):
                 raise _TlsError(f"cannot talk to the ACME server at {url}: {_reason(exc)}", url=url) from None
@@ -748,4 +816,12 @@ def _reason(exc: BaseException) -> str:
     if not isinstance(exc, exceptions.ConnectionError):
         return type(exc).__name__
     text = str(exc)
-    return next((reason for marker, reason in _CONNECTION_REASONS if marker in text), "connection failed")
+    reason = next((reason for marker, reason in _CONNECTION_REASONS if marker in text), "connection failed")
+    return _proxy_reason(text, reason) if isinstance(exc, exceptions.ProxyError) else reason
+
+
+def _proxy_reason(text: str, reason: str) -> str:
+    tunnel = re.search(r"Tunnel connection failed: ([^'\")]+)", text)
+    if tunnel:
+        return f"the proxy (https_proxy) refused the tunnel: {tunnel.group(1).strip()}"
+    return f"the proxy (https_proxy) cannot be reached: {reason}"

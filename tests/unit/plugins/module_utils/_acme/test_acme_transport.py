@@ -89,7 +89,7 @@ def problem(kind: str, status: int = 400, nonce: str | None = None, **headers: s
 
 def make(session: t.Any, clock: tr.Clock, **retry: t.Any) -> tr.Transport:
     transport = tr.Transport(timeout=3, session=session, clock=clock, retry=tr.RetryPolicy(**retry),
-                             server="https://ca.test/dir")
+                             server="https://ca.test/dir", environ={})  # no proxy from the machine's environment
     transport.nonce_url = NONCE_URL
     return transport
 
