@@ -31,14 +31,6 @@ options:
       - The PEM private key of the ACME account as a string, for example from an AWX credential.
       - Never logged and never returned.
     type: str
-  account_key_type:
-    description:
-      - Type of the account key to generate when O(account_key_path) does not exist yet
-        (only M(tlsops.haproxy_acme.acme_account) generates keys).
-      - An existing key is used as it is, whatever its type.
-    type: str
-    choices: [ec256, ec384, rsa2048, rsa3072, rsa4096]
-    default: ec256
   email:
     description:
       - Contact address(es) of the account (comma-separated), sent as C(mailto:) URIs.

@@ -37,6 +37,14 @@ options:
     type: str
     choices: [present, absent]
     default: present
+  account_key_type:
+    description:
+      - Type of the account key to generate when O(account_key_path) does not exist yet, and of the
+        new key when O(new_account_key_path) does not exist yet.
+      - An existing key is used as it is, whatever its type.
+    type: str
+    choices: [ec256, ec384, rsa2048, rsa3072, rsa4096]
+    default: ec256
   new_account_key_path:
     description:
       - Roll the account of the account key (O(account_key_path) or O(account_key_content)) over to
@@ -233,6 +241,7 @@ url:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils import _defaults
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme import account_run
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.common_args import (
     MUTUALLY_EXCLUSIVE,
@@ -242,12 +251,14 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.common_a
     missing_libraries,
 )
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import HaproxyAcmeError
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import KEY_TYPES
 
 
 def main() -> None:
     spec = acme_argument_spec()
     spec.update(
         state={"type": "str", "default": "present", "choices": ["present", "absent"]},
+        account_key_type={"type": "str", "default": _defaults.KEY_TYPE, "choices": list(KEY_TYPES)},
         new_account_key_path={"type": "path", "no_log": False},
         new_account_key_content={"type": "str", "no_log": True},
         owner={"type": "str"},

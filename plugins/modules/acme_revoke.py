@@ -20,8 +20,8 @@ description:
     C(changed=false).
   - Revocation is final. Replace a certificate that is still served before revoking it, or clients
     reject the site; see the incident response guide in the collection's docs.
-  - The options O(email), O(terms_agreed), O(eab_kid), O(eab_hmac_key) and O(account_key_type) are
-    accepted for C(module_defaults) of the C(acme) action group and not used.
+  - The options O(email), O(terms_agreed), O(eab_kid) and O(eab_hmac_key) are accepted for
+    C(module_defaults) of the C(acme) action group and not used.
 author:
   - tlsops.haproxy_acme contributors (@tlsops)
 requirements:

@@ -18,7 +18,6 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.client i
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.directory import resolve_directory
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.transport import Transport
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import ConfigError
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import KEY_TYPES
 
 MUTUALLY_EXCLUSIVE = [("account_key_path", "account_key_content")]
 REQUIRED_ONE_OF = [("account_key_path", "account_key_content")]
@@ -31,7 +30,6 @@ def acme_argument_spec() -> dict[str, dict[str, t.Any]]:
         "directory": {"type": "str", "default": _defaults.DIRECTORY},
         "account_key_path": {"type": "path", "no_log": False},
         "account_key_content": {"type": "str", "no_log": True},
-        "account_key_type": {"type": "str", "default": _defaults.KEY_TYPE, "choices": list(KEY_TYPES)},
         "email": {"type": "str"},
         "terms_agreed": {"type": "bool", "default": False},
         "eab_kid": {"type": "str"},

@@ -251,3 +251,13 @@ def test_haproxy_acme_thumbprint(capsys: pytest.CaptureFixture[str], tmp_path: P
         ]
         results = run_cases(capsys, haproxy_acme_thumbprint, cases)
     assert [r.get("failed", False) for r in results] == [False] * 3 + [True, False, True, True]
+
+
+@pytest.mark.parametrize("module", [acme_stateless_order, acme_revoke])
+def test_account_key_type_only_where_a_key_is_generated(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                        module: types.ModuleType) -> None:
+    """Only acme_account generates account keys; the other ACME modules refuse the option."""
+    result = call(capsys, module, directory=DIRECTORY_URL, account_key_path=str(tmp_path / "account.key"),
+                  account_key_type="ec384", cert_dir=str(tmp_path), domains=["a.example"],
+                  certificate_path=str(tmp_path / "a.pem"))
+    assert result["failed"] and "Unsupported parameters" in result["msg"] and "account_key_type" in result["msg"]
