@@ -125,7 +125,7 @@ def _name(suffix: str) -> str:
 
 def certificate_families(copies: t.Sequence[t.Mapping[str, t.Any]], now: float,
                          label_keys: t.Sequence[str] = ("name",)) -> list[Family]:
-    """Expiry, lifetime start, days left and last renewal of each copy of a certificate.
+    """Expiry, lifetime start, time left and last renewal of each copy of a certificate.
 
     A copy is ``{name[, node], not_before, not_after, last_renewal}``, times as anything
     ``timestamp()`` reads; a missing time leaves that sample out (a certificate that was
@@ -133,14 +133,14 @@ def certificate_families(copies: t.Sequence[t.Mapping[str, t.Any]], now: float,
     """
     not_after: list[Sample] = []
     not_before: list[Sample] = []
-    days_left: list[Sample] = []
+    left: list[Sample] = []
     renewed: list[Sample] = []
     for copy in copies:
         labels = {key: str(copy.get(key, "")) for key in label_keys}
         after, before, last = (timestamp(copy.get(k)) for k in ("not_after", "not_before", "last_renewal"))
         if after is not None:
             not_after.append((labels, after))
-            days_left.append((labels, round((after - now) / 86400.0, 3)))
+            left.append((labels, round(after - now, 3)))
         if before is not None:
             not_before.append((labels, before))
         if last is not None:
@@ -150,8 +150,8 @@ def certificate_families(copies: t.Sequence[t.Mapping[str, t.Any]], now: float,
                "When the certificate in use expires (its notAfter), in Unix seconds.", not_after),
         Family(_name("certificate_not_before_timestamp_seconds"),
                "When the certificate in use became valid (its notBefore), in Unix seconds.", not_before),
-        Family(_name("certificate_days_left"),
-               "Days until the certificate in use expires, when the run ended (negative: expired).", days_left),
+        Family(_name("certificate_validity_remaining_seconds"),
+               "Seconds until the certificate in use expires, when the run ended (negative: expired).", left),
         Family(_name("certificate_last_renewal_timestamp_seconds"),
                "When the certificate in use was put in place (docs/metrics.md), in Unix seconds.", renewed),
     ]

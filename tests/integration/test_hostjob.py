@@ -174,7 +174,7 @@ def test_host_job_writes_metrics_after_every_run(make_lab, job_env: dict[str, st
     not_after = leaf.not_valid_after_utc.timestamp()
     assert found["haproxy_acme_certificate_not_after_timestamp_seconds"] == {name: not_after}
     assert found["haproxy_acme_certificate_not_before_timestamp_seconds"] == {name: leaf.not_valid_before_utc.timestamp()}
-    assert abs(found["haproxy_acme_certificate_days_left"][name] - (not_after - time.time()) / 86400) < 0.01
+    assert 0 < not_after - time.time() - found["haproxy_acme_certificate_validity_remaining_seconds"][name] < 60
     assert found["haproxy_acme_certificate_last_renewal_timestamp_seconds"] == {name: bundle.stat().st_mtime}
     results = {dict(k)["result"]: v for k, v in found["haproxy_acme_certificate_last_result"].items()}
     assert results == {"issued": 1.0, "renewed": 0.0, "unchanged": 0.0, "failed": 0.0}

@@ -147,7 +147,8 @@ def test_host_metrics(certificates: list[dict[str, t.Any]], success: bool, resul
     assert {k: found[k] for k in results} == results
     assert len(found) == len(certificates) * len(_metrics.RESULTS)
     assert sum(found.values()) == len(certificates)  # exactly one result holds per certificate
-    assert {s["name"]: v for s, v in families.get("haproxy_acme_certificate_days_left", [])} == days
+    left = families.get("haproxy_acme_certificate_validity_remaining_seconds", [])
+    assert {s["name"]: v / DAY for s, v in left} == days
     expiry = {s["name"]: v for s, v in families.get("haproxy_acme_certificate_not_after_timestamp_seconds", [])}
     assert expiry == {c["name"]: c["not_after"] for c in certificates if c["not_after"] is not None}
     assert families["haproxy_acme_renewal_run_success"] == [({}, 1.0 if success else 0.0)]
@@ -165,8 +166,8 @@ def test_the_last_renewal_is_what_the_caller_says_and_absent_when_unknown() -> N
 
 def test_names_that_need_escaping_survive_the_parser() -> None:
     name = 'we"ird\\name\n'
-    families = parse(_metrics.host([cert(name, "unchanged", 10)], True, START, 0.5))
-    assert families["haproxy_acme_certificate_days_left"] == [({"name": name}, 10.0)]
+    families = parse(_metrics.host([cert(name, "unchanged", 10)], True, START, 2.0))
+    assert families["haproxy_acme_certificate_validity_remaining_seconds"] == [({"name": name}, 10 * DAY)]
 
 
 def test_names_follow_the_conventions() -> None:
