@@ -22,19 +22,6 @@ from tests.unit.plugins.module_utils._haproxy.fake_haproxy import FakeHaproxy, S
 from tests.unit.plugins.module_utils._haproxy.testcerts import bundle
 
 
-@pytest.fixture
-def certdir(tmp_path: Path) -> Path:
-    path = tmp_path / "certs"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def fake(tmp_path: Path, certdir: Path) -> t.Iterator[FakeHaproxy]:
-    with FakeHaproxy(tmp_path, crt_dir=str(certdir)) as server:
-        yield server
-
-
 def run(sockets: list[str], **params: t.Any) -> tuple[dict[str, t.Any], str | None, list[str]]:
     return cert_run.run({"socket": sockets, "timeout": 2.0, "busy_timeout": 0.5, **params})
 

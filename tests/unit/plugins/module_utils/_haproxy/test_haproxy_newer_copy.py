@@ -116,19 +116,6 @@ def test_two_offers_meet_on_the_same_one_in_either_order(first: int) -> None:
 # ------------------------------------------------------- through the deploy
 
 
-@pytest.fixture
-def certdir(tmp_path: Path) -> Path:
-    path = tmp_path / "certs"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def fake(tmp_path: Path, certdir: Path) -> t.Iterator[FakeHaproxy]:
-    with FakeHaproxy(tmp_path, crt_dir=str(certdir)) as server:
-        yield server
-
-
 def _bundle(start: dt.datetime, domains: t.Sequence[str] = ("a.test",)) -> bytes:
     ca = authority()
     cert, key = ca.issue(list(domains), not_before=start)
