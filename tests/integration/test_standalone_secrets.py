@@ -17,6 +17,7 @@ import typing as t
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.fleet_harness import CERT_DIR, FleetLab, Run
 from tests.lab.nodes import nodes as lab_nodes
@@ -24,6 +25,7 @@ from tests.lab.nodes import nodes as lab_nodes
 pytestmark = pytest.mark.nodes
 
 ACCOUNT_KEY = "/var/lib/acme/account/account.key"
+METRICS = "/var/lib/prometheus/node-exporter/haproxy_acme.prom"  # renewal_timer_metrics_path's default
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +77,16 @@ def test_no_key_material_in_output_results_diffs_or_the_journal(standalone: Flee
     outputs["the timer job's journal"] = job.stdout + job.stderr
 
     root = node.merged
+    # The sandboxed service (the ACME user, ProtectSystem=strict) wrote its metrics where
+    # Debian's node_exporter reads them (docs/metrics.md).
+    prom = root / METRICS.lstrip("/")
+    outputs["the job's metrics"] = prom.read_text()
+    assert oct(prom.stat().st_mode & 0o7777) == "0o644" and oct(prom.parent.stat().st_mode & 0o7777) == "0o1775"
+    found = {f.name: {tuple(sorted(s.labels.items())): s.value for s in f.samples}
+             for f in text_string_to_metric_families(outputs["the job's metrics"])}
+    assert found["haproxy_acme_renewal_run_success"] == {(): 1.0}, outputs["the job's metrics"]
+    assert {dict(k)["name"] for k, v in found["haproxy_acme_certificate_last_result"].items()
+            if dict(k)["result"] == "renewed" and v == 1} == {c["name"] for c in standalone.certs}
     secrets = _key_lines((root / ACCOUNT_KEY.lstrip("/")).read_text())
     for cert in standalone.certs:
         secrets += _key_lines((root / CERT_DIR.lstrip("/") / f"{cert['name']}.pem").read_text())
