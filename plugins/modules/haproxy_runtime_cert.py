@@ -306,7 +306,7 @@ certificates:
       description:
         - Why, in words; the error message when it failed.
         - When HAProxy serves a newer certificate for the same names, it is kept, and the reason
-          names its serial and notBefore, for example V(a newer certificate \(serial 0A1B..., issued
+          names its serial and notBefore, for example V(a newer certificate (serial 0A1B..., issued
           2026-01-01T00:00:00Z\) is already served on /run/haproxy/admin.sock; kept).
         - When the file at RV(certificates[].path) held a newer one, that file was deployed instead
           of the bundle given, and the reason begins with V(a newer certificate) and ends with what
