@@ -38,8 +38,11 @@ molecule: deps
 docs: deps
 	@scripts/build-docs.sh
 
+# Every benchmark, peers (certbot, lego, community.crypto) measured in the same run, into
+# bench/out/report.md (bench/run.py). Not part of make test; tests/integration/test_bench_smoke.py
+# runs bench/run --smoke.
 bench: deps
-	@for b in bench/*; do [ -x "$$b" ] && "$$b"; done
+	@bench/run --all
 
 clean:
 	rm -rf build .lab tests/output .mypy_cache .ruff_cache .pytest_cache
