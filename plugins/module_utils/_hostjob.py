@@ -31,7 +31,7 @@ import sys
 import time
 import typing as t
 
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils import _defaults, _lock, _metrics, _pem
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils import _defaults, _files, _lock, _metrics, _pem
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import ConfigError, HaproxyAcmeError
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -248,7 +248,7 @@ def _on_disk(config: t.Mapping[str, t.Any]) -> list[dict[str, t.Any]]:
         path = f"{cert_dir}/{name}.pem"
         dates: dict[str, t.Any] = {}
         try:
-            data = _pem.read_optional(path)
+            data = _files.read_optional(path)
             if data is not None:
                 info = _pem.parse_bundle(data, require_key=False).info()
                 dates = {"not_before": info.not_before, "not_after": info.not_after}
@@ -267,7 +267,7 @@ def write_metrics(config: t.Mapping[str, t.Any], outcome: t.Sequence[t.Mapping[s
         return
     text = _metrics.host(outcome or _on_disk(config), success, started, duration)
     try:
-        _pem.atomic_write(str(path), text.encode("utf-8"), mode=0o644)
+        _files.atomic_write(str(path), text.encode("utf-8"), mode=0o644)
     except HaproxyAcmeError as exc:
         sys.stderr.write(f"warning: metrics not written: {exc}\n")
 

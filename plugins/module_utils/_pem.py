@@ -3,35 +3,24 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """PEM bundles as HAProxy loads them: leaf, chain, key in one file.
 
-Parsing, key/certificate matching, SANs and expiry, and the one way this
-collection writes a file: a dotfile in the same directory renamed over the old
-one, so HAProxy's directory loader (which skips dotfiles) never sees half a file
-and the certificate being served is never lost.
+Parsing, key generation, key/certificate matching, SANs and expiry, and the checks
+a bundle passes before HAProxy is given it. Writing files is _files.py's, times are
+_time.py's.
 
 Works with cryptography 38 (Debian 12) and newer.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import errno
-import grp
-import hashlib
 import ipaddress
-import os
-import pwd
 import re
-import secrets
 import traceback
 import typing as t
 from dataclasses import dataclass, field
 
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import (
-    ConfigError,
-    FileError,
-    PemError,
-)
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import ConfigError, PemError
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._time import as_utc, isoformat, utcnow
 
 # Modules check HAS_CRYPTOGRAPHY and fail with Ansible's missing_required_lib message
 # (CRYPTOGRAPHY_IMPORT_ERROR as its traceback). The file itself imports without it
@@ -195,19 +184,15 @@ def same_serial(a: str, b: str) -> bool:
     return _normal_serial(a) == _normal_serial(b)
 
 
-def _utc(value: dt.datetime) -> dt.datetime:
-    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
-
-
 def _not_before(cert: x509.Certificate) -> dt.datetime:
     # not_valid_before_utc arrived in cryptography 42; Debian 12 ships 38.
     value = getattr(cert, "not_valid_before_utc", None)
-    return _utc(value if value is not None else cert.not_valid_before)
+    return as_utc(value if value is not None else cert.not_valid_before)
 
 
 def _not_after(cert: x509.Certificate) -> dt.datetime:
     value = getattr(cert, "not_valid_after_utc", None)
-    return _utc(value if value is not None else cert.not_valid_after)
+    return as_utc(value if value is not None else cert.not_valid_after)
 
 
 def ip_text(name: str) -> str | None:
@@ -239,14 +224,6 @@ def san_names(cert: x509.Certificate) -> tuple[str, ...]:
         elif isinstance(general, x509.IPAddress) and isinstance(general.value, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
             names.append(str(general.value))
     return tuple(names)
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
-def isoformat(value: dt.datetime) -> str:
-    return _utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -390,167 +367,3 @@ def bundle_pem(certificates_pem: bytes, key: PrivateKey) -> bytes:
     if not blocks:
         raise PemError("no PEM certificate found")
     return b"\n".join(blocks) + b"\n" + private_key_to_pem(key)
-
-
-# ------------------------------------------------------------------ files
-
-
-def read_optional(path: str) -> bytes | None:
-    """The file's bytes, or None when it does not exist."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise FileError(f"cannot read {path}: {exc.strerror}", path=path) from exc
-
-
-def owner_ids(owner: str | None, group: str | None) -> tuple[int, int]:
-    """(uid, gid) of the names; -1 for a name not given; ConfigError for an unknown one."""
-    try:
-        uid = pwd.getpwnam(owner).pw_uid if owner else -1
-    except KeyError:
-        raise ConfigError(f"no such user {owner!r}", owner=owner) from None
-    try:
-        gid = grp.getgrnam(group).gr_gid if group else -1
-    except KeyError:
-        raise ConfigError(f"no such group {group!r}", group=group) from None
-    return uid, gid
-
-
-def _already_there(path: str, data: bytes, mode: int, uid: int, gid: int) -> bool:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return False
-    if (st.st_mode & 0o7777) != mode or (uid not in (-1, st.st_uid)) or (gid not in (-1, st.st_gid)):
-        return False
-    if st.st_size != len(data):
-        return False
-    current = read_optional(path)
-    return current is not None and hashlib.sha256(current).digest() == hashlib.sha256(data).digest()
-
-
-def file_matches(
-    path: str,
-    data: bytes,
-    mode: int = 0o640,
-    owner: str | None = None,
-    group: str | None = None,
-) -> bool:
-    """Whether atomic_write() would leave ``path`` alone (for check mode)."""
-    uid, gid = owner_ids(owner, group)
-    return _already_there(path, data, mode, uid, gid)
-
-
-def parse_mode(value: t.Any) -> int:
-    """A file mode from an int (YAML 0640 is already octal) or an octal string such as ``'0640'``."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        mode = value
-    elif isinstance(value, str) and value.strip().isdigit() and set(value.strip()) <= set("01234567"):
-        mode = int(value.strip(), 8)
-    else:
-        raise ConfigError(f"invalid mode {value!r}: give an octal string such as '0640'")
-    if not 0 <= mode <= 0o7777:
-        raise ConfigError(f"invalid mode {value!r}: out of range")
-    return mode
-
-
-def attributes_differ(path: str, mode: int, owner: str | None = None, group: str | None = None) -> bool:
-    """Whether ``path``'s mode, owner or group differ from those asked."""
-    uid, gid = owner_ids(owner, group)
-    st = os.stat(path)
-    return (st.st_mode & 0o7777) != mode or uid not in (-1, st.st_uid) or gid not in (-1, st.st_gid)
-
-
-def set_attributes(path: str, mode: int, owner: str | None = None, group: str | None = None) -> bool:
-    """Give ``path`` the mode, owner and group asked; False when it already had them."""
-    if not attributes_differ(path, mode, owner, group):
-        return False
-    uid, gid = owner_ids(owner, group)
-    try:
-        os.chmod(path, mode)
-        _chown_if_needed(path, uid, gid)
-    except OSError as exc:
-        raise FileError(f"cannot set mode/owner of {path}: {exc.strerror}", path=path) from exc
-    return True
-
-
-def _fsync_dir(directory: str) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write(
-    path: str,
-    data: bytes,
-    mode: int = 0o640,
-    owner: str | None = None,
-    group: str | None = None,
-) -> bool:
-    """Replace ``path`` with ``data`` so that no reader ever sees a partial file.
-
-    Returns False, touching nothing, when content, mode and ownership already match.
-    """
-    uid, gid = owner_ids(owner, group)
-    if _already_there(path, data, mode, uid, gid):
-        return False
-    directory = os.path.dirname(os.path.abspath(path))
-    temp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
-    try:
-        # The mode is set at creation, before a byte of key material is written.
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    except OSError as exc:
-        raise FileError(f"cannot write {path}: {exc.strerror}", path=path) from exc
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, mode)  # the umask may have narrowed it
-        _chown_if_needed(temp, uid, gid)
-        os.rename(temp, path)
-    except OSError as exc:
-        _discard(temp)
-        raise FileError(f"cannot write {path}: {exc.strerror}", path=path) from exc
-    except BaseException:
-        _discard(temp)
-        raise
-    _fsync_dir(directory)
-    return True
-
-
-def _chown_if_needed(path: str, uid: int, gid: int) -> None:
-    """chown only when the owner or group differ: the renewal service may not chown at
-    all (its seccomp filter denies @privileged), and in the setgid certificate
-    directory a file it creates already has the right owner and group."""
-    st = os.stat(path)
-    if uid not in (-1, st.st_uid) or gid not in (-1, st.st_gid):
-        os.chown(path, uid, gid)
-
-
-def _discard(path: str) -> None:
-    with contextlib.suppress(OSError):
-        os.unlink(path)
-
-
-def remove_file(path: str) -> bool:
-    """Remove ``path``; False when it was not there."""
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        return False
-    except OSError as exc:
-        if exc.errno == errno.EISDIR:
-            raise FileError(f"cannot remove {path}: it is a directory", path=path) from exc
-        raise FileError(f"cannot remove {path}: {exc.strerror}", path=path) from exc
-    return True

@@ -10,12 +10,11 @@ import typing as t
 
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils import _defaults
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import ConfigError, FileError, PemError
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._files import atomic_write, read_optional
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import (
-    atomic_write,
     generate_private_key,
     load_private_key,
     private_key_to_pem,
-    read_optional,
 )
 
 if t.TYPE_CHECKING:

@@ -30,17 +30,19 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import
     FileError,
     HaproxyAcmeError,
 )
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._files import (
+    atomic_write,
+    attributes_differ,
+    read_optional,
+    set_attributes,
+)
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import (
     KEY_TYPES,
     CertInfo,
-    atomic_write,
-    attributes_differ,
     bundle_pem,
     check_bundle,
     generate_private_key,
     parse_bundle,
-    read_optional,
-    set_attributes,
 )
 
 if t.TYPE_CHECKING:

@@ -20,7 +20,8 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.issuer i
     Options,
 )
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import ConfigError
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import CertInfo, owner_ids, parse_mode
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._files import owner_ids, parse_mode
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import CertInfo
 
 # Fields of the single certificate's entry repeated at the top level of the result.
 TOP_LEVEL = ("name", "domains", "path", "action", "reason", "serial", "not_before", "not_after", "days_left", "issuer",

@@ -28,12 +28,8 @@ from dataclasses import dataclass
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme import profiles
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.ari import RenewalWindow, cert_id
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import PemError
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import (
-    Bundle,
-    check_bundle,
-    isoformat,
-    parse_bundle,
-)
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import Bundle, check_bundle, parse_bundle
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._time import isoformat
 
 #: Below this lifetime, renew at half of it rather than at a third (6-day certificates).
 SHORT_LIFETIME_DAYS = 10.0

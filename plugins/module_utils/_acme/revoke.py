@@ -31,13 +31,13 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import
     FileError,
     PemError,
 )
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._files import read_optional
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import (
     CertInfo,
     cert_info,
     key_matches_certificate,
     load_certificates,
     load_private_key,
-    read_optional,
 )
 
 if t.TYPE_CHECKING:

@@ -12,6 +12,7 @@ import typing as t
 
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils import _defaults
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import ConfigError
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._files import parse_mode
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.deploy import (
     ApiFactory,
     Options,
@@ -23,7 +24,6 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.deplo
 )
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.module_args import socket_list
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.transport import RuntimeApi, timeout_option
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import parse_mode
 
 # Fields of the single certificate's entry repeated at the top level of the result.
 TOP_LEVEL = (

@@ -45,6 +45,12 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import
     HaproxyAcmeError,
     RuntimeApiConnectionError,
 )
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._files import (
+    atomic_write,
+    file_matches,
+    read_optional,
+    remove_file,
+)
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.certs import (
     ABSENT,
     CREATED,
@@ -68,16 +74,11 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.trans
 )
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import (
     CertInfo,
-    atomic_write,
-    file_matches,
     ip_text,
-    isoformat,
     parse_bundle,
-    read_optional,
-    remove_file,
     same_serial,
-    utcnow,
 )
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._time import isoformat, utcnow
 
 WRITE_THREADS = 8
 MAX_PASSES = 3  # pushes to one socket whose process changed under us, before giving up

@@ -30,7 +30,7 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.parse
     raise_for_reply,
 )
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.transport import RuntimeApi, timeout_option
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import isoformat, utcnow
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._time import isoformat, utcnow
 
 _LOCKED = "Operations on certificates are currently locked!"
 

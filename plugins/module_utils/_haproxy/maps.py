@@ -34,15 +34,15 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import
     RuntimeApiError,
     RuntimeApiVerifyError,
 )
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.commands import Command, check_name
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.module_args import socket_list, socket_option
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.transport import RuntimeApi, timeout_option
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import (
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._files import (
     atomic_write,
     file_matches,
     parse_mode,
     read_optional,
 )
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.commands import Command, check_name
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.module_args import socket_list, socket_option
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.transport import RuntimeApi, timeout_option
 
 #: Where the haproxy role keeps the map (``<haproxy_maps_dir>/acme-thumbprint.map``), and its key.
 _THUMBPRINT = re.compile(r"^[A-Za-z0-9_-]{43}$")

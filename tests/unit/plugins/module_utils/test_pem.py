@@ -1,13 +1,10 @@
-"""Unit tests of _pem: parsing, checks and the atomic write."""
+"""Unit tests of _pem: parsing and checks (the atomic write: test_files.py)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
-import stat
 import typing as t
-from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -16,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils import _pem
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import ConfigError, FileError, PemError
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import ConfigError, PemError
 
 NOW = dt.datetime(2026, 6, 1, tzinfo=dt.timezone.utc)
 
@@ -231,35 +228,3 @@ def test_check_bundle_refusals() -> None:
         _pem.check_bundle(_pem.parse_bundle(_pem.bundle_pem(reversed_pem, key)), now=NOW)
     with pytest.raises(PemError, match=r"no private key"):
         _pem.parse_bundle(chain)
-
-
-def test_atomic_write_modes_and_noop(tmp_path: Path) -> None:
-    path = str(tmp_path / "x.pem")
-    assert _pem.atomic_write(path, b"one", mode=0o640) is True
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
-    assert _pem.atomic_write(path, b"one", mode=0o640) is False
-    assert _pem.atomic_write(path, b"one", mode=0o600) is True
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    assert _pem.atomic_write(path, b"two", mode=0o600) is True
-    assert Path(path).read_bytes() == b"two"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.pem"]
-
-
-def test_atomic_write_failure_keeps_old_file(tmp_path: Path) -> None:
-    path = tmp_path / "x.pem"
-    path.write_bytes(b"old")
-    with pytest.raises(ConfigError, match="no such user"):
-        _pem.atomic_write(str(path), b"new", owner="no-such-user-here")
-    with pytest.raises(FileError, match="cannot write"):
-        _pem.atomic_write(str(tmp_path / "missing" / "x.pem"), b"new")
-    assert path.read_bytes() == b"old"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.pem"]
-
-
-def test_read_optional_and_remove(tmp_path: Path) -> None:
-    path = tmp_path / "x"
-    assert _pem.read_optional(str(path)) is None
-    assert _pem.remove_file(str(path)) is False
-    path.write_bytes(b"1")
-    assert _pem.read_optional(str(path)) == b"1"
-    assert _pem.remove_file(str(path)) is True

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils import _pem
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import ConfigError
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy import cert_run
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.commands import pem_payload
@@ -178,17 +177,6 @@ def test_duplicate_paths_refused(fake: FakeHaproxy, certdir: Path) -> None:
     item = {"path": str(certdir / "a.pem"), "state": "absent"}
     with pytest.raises(ConfigError, match="listed twice"):
         run(fake, certificates=[item, item])
-
-
-@pytest.mark.parametrize(("mode", "expected"), [("0640", 0o640), (0o600, 0o600), ("600", 0o600)])
-def test_parse_mode(mode: t.Any, expected: int) -> None:
-    assert _pem.parse_mode(mode) == expected
-
-
-@pytest.mark.parametrize("mode", ["rw-r-----", "0999", True, "", 0o17777])
-def test_parse_mode_refuses(mode: t.Any) -> None:
-    with pytest.raises(ConfigError):
-        _pem.parse_mode(mode)
 
 
 @pytest.mark.parametrize(
