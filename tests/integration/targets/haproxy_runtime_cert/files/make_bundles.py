@@ -3,7 +3,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Write throw-away HAProxy bundles (leaf, intermediate, key) for the integration targets.
 
-make_bundles.py <dir> [--days N] [--mismatch] name... -> <dir>/<name>.pem, SAN = name.
+make_bundles.py <dir> [--days N] [--hours-ago H] [--mismatch] name... -> <dir>/<name>.pem, SAN = name.
+``--hours-ago`` sets notBefore (1 by default): a bundle meant to replace another for the same
+name needs a later one, as haproxy_runtime_cert never replaces a newer certificate.
 One private CA per output directory (kept in <dir>/.ca.pem) so chains stay the same between calls.
 """
 
@@ -61,7 +63,7 @@ def authority(directory: Path) -> tuple[ec.EllipticCurvePrivateKey, x509.Certifi
 
 
 def leaf(
-    ca_key: ec.EllipticCurvePrivateKey, ca: x509.Certificate, name: str, days: float
+    ca_key: ec.EllipticCurvePrivateKey, ca: x509.Certificate, name: str, days: float, hours_ago: float = 1
 ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
@@ -70,7 +72,7 @@ def leaf(
         .issuer_name(ca.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now() - dt.timedelta(hours=1))
+        .not_valid_before(now() - dt.timedelta(hours=hours_ago))
         .not_valid_after(now() + dt.timedelta(days=days))
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), False)
         .sign(ca_key, hashes.SHA256())
@@ -83,12 +85,13 @@ def main() -> None:
     parser.add_argument("directory", type=Path)
     parser.add_argument("names", nargs="+")
     parser.add_argument("--days", type=float, default=90)
+    parser.add_argument("--hours-ago", type=float, default=1, help="notBefore, in hours before now")
     parser.add_argument("--mismatch", action="store_true", help="pair each leaf with a key of its own")
     args = parser.parse_args()
     args.directory.mkdir(parents=True, exist_ok=True)
     ca_key, ca = authority(args.directory)
     for name in args.names:
-        cert, key = leaf(ca_key, ca, name, args.days)
+        cert, key = leaf(ca_key, ca, name, args.days, args.hours_ago)
         if args.mismatch:
             key = ec.generate_private_key(ec.SECP256R1())
         path = args.directory / f"{name}.pem"
