@@ -170,17 +170,22 @@ def result_family(certificates: t.Sequence[t.Mapping[str, t.Any]]) -> Family:
 
 
 def run_families(success: bool, started: float, duration: float, topology: str) -> list[Family]:
-    """The run's outcome, start and duration, and the collection's version."""
+    """The run's outcome, start and duration, and the collection's version.
+
+    ``topology`` (standalone, fleet) labels them all, so that a host job's file and a fleet
+    controller's file can share one textfile directory.
+    """
+    labels = {"topology": topology}
     return [
         Family(_name("renewal_run_success"),
                "1 when the last run renewed or kept every certificate and HAProxy serves them, else 0.",
-               [({}, 1.0 if success else 0.0)]),
+               [(labels, 1.0 if success else 0.0)]),
         Family(_name("renewal_run_start_timestamp_seconds"), "When the last run started, in Unix seconds.",
-               [({}, started)]),
+               [(labels, started)]),
         Family(_name("renewal_run_duration_seconds"), "How long the last run took, in seconds.",
-               [({}, round(max(duration, 0.0), 6))]),
+               [(labels, round(max(duration, 0.0), 6))]),
         Family(_name("build_info"), "The collection that wrote these metrics: always 1.",
-               [({"version": VERSION, "topology": topology}, 1.0)]),
+               [({"version": VERSION, **labels}, 1.0)]),
     ]
 
 

@@ -174,13 +174,14 @@ def test_host_job_writes_metrics_after_every_run(make_lab, job_env: dict[str, st
     not_after = leaf.not_valid_after_utc.timestamp()
     assert found["haproxy_acme_certificate_not_after_timestamp_seconds"] == {name: not_after}
     assert found["haproxy_acme_certificate_not_before_timestamp_seconds"] == {name: leaf.not_valid_before_utc.timestamp()}
-    assert 0 < not_after - time.time() - found["haproxy_acme_certificate_validity_remaining_seconds"][name] < 60
+    # Fixed when the run ended, so a little more than what is left now.
+    assert 0 < found["haproxy_acme_certificate_validity_remaining_seconds"][name] - (not_after - time.time()) < 60
     assert found["haproxy_acme_certificate_last_renewal_timestamp_seconds"] == {name: bundle.stat().st_mtime}
     results = {dict(k)["result"]: v for k, v in found["haproxy_acme_certificate_last_result"].items()}
     assert results == {"issued": 1.0, "renewed": 0.0, "unchanged": 0.0, "failed": 0.0}
-    assert found["haproxy_acme_renewal_run_success"] == {(): 1.0}
-    assert before <= found["haproxy_acme_renewal_run_start_timestamp_seconds"][()] <= time.time()
-    assert 0 < found["haproxy_acme_renewal_run_duration_seconds"][()] < time.time() - before
+    assert found["haproxy_acme_renewal_run_success"] == {(("topology", "standalone"),): 1.0}
+    assert before <= found["haproxy_acme_renewal_run_start_timestamp_seconds"][(("topology", "standalone"),)] <= time.time()
+    assert 0 < found["haproxy_acme_renewal_run_duration_seconds"][(("topology", "standalone"),)] < time.time() - before
     assert oct(prom.stat().st_mode & 0o777) == "0o644"
     assert [p.name for p in textfile.iterdir()] == ["haproxy_acme.prom"], "a temporary file was left behind"
     text = prom.read_text()
@@ -194,9 +195,9 @@ def test_host_job_writes_metrics_after_every_run(make_lab, job_env: dict[str, st
     down = run_job(job_env, path, "--force")
     assert down.returncode == 1, down.stdout + down.stderr
     found = metrics()
-    assert found["haproxy_acme_renewal_run_success"] == {(): 0.0}
+    assert found["haproxy_acme_renewal_run_success"] == {(("topology", "standalone"),): 0.0}
     results = {dict(k)["result"]: v for k, v in found["haproxy_acme_certificate_last_result"].items()}
     assert results == {"issued": 0.0, "renewed": 0.0, "unchanged": 0.0, "failed": 1.0}
     # The certificate still served keeps its expiry: an alert on it stays right while the CA is down.
     assert found["haproxy_acme_certificate_not_after_timestamp_seconds"] == {name: not_after}
-    assert found["haproxy_acme_renewal_run_duration_seconds"][()] > 0
+    assert found["haproxy_acme_renewal_run_duration_seconds"][(("topology", "standalone"),)] > 0

@@ -84,7 +84,7 @@ def test_no_key_material_in_output_results_diffs_or_the_journal(standalone: Flee
     assert oct(prom.stat().st_mode & 0o7777) == "0o644" and oct(prom.parent.stat().st_mode & 0o7777) == "0o1775"
     found = {f.name: {tuple(sorted(s.labels.items())): s.value for s in f.samples}
              for f in text_string_to_metric_families(outputs["the job's metrics"])}
-    assert found["haproxy_acme_renewal_run_success"] == {(): 1.0}, outputs["the job's metrics"]
+    assert found["haproxy_acme_renewal_run_success"] == {(("topology", "standalone"),): 1.0}, outputs["the job's metrics"]
     assert {dict(k)["name"] for k, v in found["haproxy_acme_certificate_last_result"].items()
             if dict(k)["result"] == "renewed" and v == 1} == {c["name"] for c in standalone.certs}
     secrets = _key_lines((root / ACCOUNT_KEY.lstrip("/")).read_text())

@@ -42,9 +42,9 @@ def test_a_fleet_in_sync() -> None:
     before = found["haproxy_acme_certificate_not_before_timestamp_seconds"]
     assert before[(("name", "b.test"), ("node", "web1"))] == END - 20 * 86400
     assert set(found["haproxy_acme_certificate_in_sync"].values()) == {1.0}
-    assert found["haproxy_acme_renewal_run_success"] == {(): 1.0}
-    assert found["haproxy_acme_renewal_run_duration_seconds"] == {(): 12.5}
-    assert found["haproxy_acme_renewal_run_start_timestamp_seconds"] == {(): END - 12.5}
+    assert found["haproxy_acme_renewal_run_success"] == {(("topology", "fleet"),): 1.0}
+    assert found["haproxy_acme_renewal_run_duration_seconds"] == {(("topology", "fleet"),): 12.5}
+    assert found["haproxy_acme_renewal_run_start_timestamp_seconds"] == {(("topology", "fleet"),): END - 12.5}
     assert found["haproxy_acme_node_answered"] == {(("node", "web1"),): 1.0, (("node", "web2"),): 1.0}
 
 
@@ -57,7 +57,7 @@ def test_drift_a_dropped_node_and_a_failed_order() -> None:
         (("name", "a.test"), ("node", "web1")): 1.0, (("name", "a.test"), ("node", "web2")): 0.0,
         (("name", "b.test"), ("node", "web1")): 0.0, (("name", "b.test"), ("node", "web2")): 1.0}
     assert found["haproxy_acme_node_answered"][(("node", "web3"),)] == 0.0
-    assert found["haproxy_acme_renewal_run_success"] == {(): 0.0}
+    assert found["haproxy_acme_renewal_run_success"] == {(("topology", "fleet"),): 0.0}
     results = found["haproxy_acme_certificate_last_result"]
     assert results[(("name", "a.test"), ("result", "renewed"))] == 1.0
     assert results[(("name", "b.test"), ("result", "failed"))] == 1.0

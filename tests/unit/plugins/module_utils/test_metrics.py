@@ -19,6 +19,7 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._metrics impor
 ROOT = Path(__file__).resolve().parents[4]
 START = 1_750_000_000.0  # 2025-06-15T15:06:40Z
 DAY = 86400.0
+STANDALONE = {"topology": "standalone"}
 
 
 def parse(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
@@ -151,9 +152,9 @@ def test_host_metrics(certificates: list[dict[str, t.Any]], success: bool, resul
     assert {s["name"]: v / DAY for s, v in left} == days
     expiry = {s["name"]: v for s, v in families.get("haproxy_acme_certificate_not_after_timestamp_seconds", [])}
     assert expiry == {c["name"]: c["not_after"] for c in certificates if c["not_after"] is not None}
-    assert families["haproxy_acme_renewal_run_success"] == [({}, 1.0 if success else 0.0)]
-    assert families["haproxy_acme_renewal_run_start_timestamp_seconds"] == [({}, START)]
-    assert families["haproxy_acme_renewal_run_duration_seconds"] == [({}, 2.0)]
+    assert families["haproxy_acme_renewal_run_success"] == [(STANDALONE, 1.0 if success else 0.0)]
+    assert families["haproxy_acme_renewal_run_start_timestamp_seconds"] == [(STANDALONE, START)]
+    assert families["haproxy_acme_renewal_run_duration_seconds"] == [(STANDALONE, 2.0)]
     assert families["haproxy_acme_build_info"] == [({"version": _metrics.VERSION, "topology": "standalone"}, 1.0)]
 
 
@@ -246,8 +247,8 @@ def test_fleet_metrics(summary: dict[str, t.Any], rows: list[dict[str, t.Any]], 
     families = parse(_metrics.fleet(summary, {"rows": rows}, nodes, START, START + 10))
     assert {(s["name"], s["node"]): v for s, v in families["haproxy_acme_certificate_in_sync"]} == in_sync
     assert {s["node"]: v for s, v in families["haproxy_acme_node_answered"]} == answered
-    assert families["haproxy_acme_renewal_run_success"] == [({}, 1.0 if success else 0.0)]
-    assert families["haproxy_acme_renewal_run_duration_seconds"] == [({}, 10.0)]
+    assert families["haproxy_acme_renewal_run_success"] == [({"topology": "fleet"}, 1.0 if success else 0.0)]
+    assert families["haproxy_acme_renewal_run_duration_seconds"] == [({"topology": "fleet"}, 10.0)]
     assert families["haproxy_acme_build_info"] == [({"version": _metrics.VERSION, "topology": "fleet"}, 1.0)]
     expiry = {(s["name"], s["node"]): v for s, v in families["haproxy_acme_certificate_not_after_timestamp_seconds"]}
     assert expiry == {(r["certificate"], r["node"]): r["not_after"] for r in rows if r["not_after"] is not None}
