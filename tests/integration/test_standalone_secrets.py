@@ -1,22 +1,27 @@
 # Copyright (c) tlsops.haproxy_acme contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Secrets, end to end, on a booted standalone host: ``site`` and ``renew`` at ``-vvv --diff``,
-and the timer job's journal, hold no byte of a private key.
+"""Standalone ``site`` on booted hosts.
 
-The keys searched for are the host's own: the account key and every bundle's key, read
-from the node's disk after the runs. Each base64 line of them, and the PEM markers,
-must be absent from all the output.
+* Secrets: ``site`` and ``renew`` at ``-vvv --diff``, and the timer job's journal, hold no
+  byte of a private key. The keys searched for are the host's own: the account key and
+  every bundle's key, read from the node's disk after the runs. Each base64 line of them,
+  and the PEM markers, must be absent from all the output.
+* Renamed user and group: on the other node, ``site`` with an ACME user other than
+  ``acme`` and a HAProxy group other than ``haproxy`` serves its certificate, gives every
+  file to that user and group, and the timer job runs as that user.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import subprocess
 import typing as t
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.fleet_harness import CERT_DIR, FleetLab, Run
@@ -49,6 +54,18 @@ def explain(run: Run) -> str:
     return f"rc={run.rc} recap={run.recap}\n{run.tail()}"
 
 
+def forced_timer_run(lab: FleetLab, node: str) -> subprocess.CompletedProcess[str]:
+    """One run of the timer's own service with ``--force``; it must renew. Its journal is in stdout."""
+    job = lab_nodes.node_exec(
+        lab.state, node,
+        ["sh", "-c", "echo 'HAPROXY_ACME_RENEW_ARGS=--force' > /etc/default/haproxy-acme-renew"
+                     " && systemctl start haproxy-acme-renew.service; rc=$?; rm -f /etc/default/haproxy-acme-renew;"
+                     " journalctl -u haproxy-acme-renew.service --no-pager -o cat; exit $rc"], check=False)
+    assert job.returncode == 0, job.stdout + job.stderr
+    assert "renewed" in job.stdout, job.stdout
+    return job
+
+
 def _key_lines(pem: str) -> list[str]:
     """The base64 lines of every PRIVATE KEY block."""
     lines: list[str] = []
@@ -67,13 +84,7 @@ def test_no_key_material_in_output_results_diffs_or_the_journal(standalone: Flee
     renew = standalone.playbook("renew", "-vvv", "--diff", "-e", "haproxy_acme_force=true", *limit)
     assert renew.rc == 0, explain(renew)
     outputs["renew -vvv --diff (forced)"] = renew.output
-    job = lab_nodes.node_exec(
-        standalone.state, node.name,
-        ["sh", "-c", "echo 'HAPROXY_ACME_RENEW_ARGS=--force' > /etc/default/haproxy-acme-renew"
-                     " && systemctl start haproxy-acme-renew.service; rc=$?; rm -f /etc/default/haproxy-acme-renew;"
-                     " journalctl -u haproxy-acme-renew.service --no-pager -o cat; exit $rc"], check=False)
-    assert job.returncode == 0, job.stdout + job.stderr
-    assert "renewed" in job.stdout, job.stdout
+    job = forced_timer_run(standalone, node.name)
     outputs["the timer job's journal"] = job.stdout + job.stderr
 
     root = node.merged
@@ -98,3 +109,57 @@ def test_no_key_material_in_output_results_diffs_or_the_journal(standalone: Flee
     # The runs did show their results: the check above looked at real output.
     assert "serial" in outputs["renew -vvv --diff (forced)"] and "renewed" in outputs["renew -vvv --diff (forced)"]
     assert Path(root / CERT_DIR.lstrip("/")).is_dir()
+
+
+# The roles' variables that name the user and the groups (acme_user, haproxy), renamed.
+RENAMED = {"acme_user_name": "certbot2", "acme_user_group": "certbot2", "haproxy_group": "lb"}
+RENAMED_CERT = {"name": "renamed.test", "domains": ["renamed.test", "www.renamed.test"]}
+
+
+def _serial(pem: str) -> int:
+    return int(x509.load_pem_x509_certificate(pem.encode()).serial_number)
+
+
+def _stat(lab: FleetLab, node: str, *paths: str) -> dict[str, str]:
+    """{path: "owner:group mode"} inside the node."""
+    proc = lab_nodes.node_exec(lab.state, node, ["stat", "-c", "%n %U:%G %a", *paths])
+    return {path: rest for path, _, rest in (line.partition(" ") for line in proc.stdout.splitlines())}
+
+
+def test_site_with_a_renamed_acme_user_and_haproxy_group(standalone: FleetLab) -> None:
+    lab, node = standalone, standalone.nodes[0]
+    assert lab.lab is not None
+    for domain in RENAMED_CERT["domains"]:
+        lab.repoint_dns(domain, node.address)
+    vars_file = lab.workdir / "renamed-vars.json"
+    vars_file.write_text(json.dumps({**json.loads(lab.site_vars.read_text()), **RENAMED,
+                                     "haproxy_acme_certificates": [RENAMED_CERT]}))
+    site = lab.playbook("site", "--limit", node.name, vars_file=vars_file)
+    assert site.rc == 0, explain(site)
+
+    bundle = f"{CERT_DIR}/{RENAMED_CERT['name']}.pem"
+    issued = _serial((node.merged / bundle.lstrip("/")).read_text())
+    for domain in RENAMED_CERT["domains"]:
+        assert lab.tls_serial(node, domain) == issued, domain
+    assert _stat(lab, node.name, ACCOUNT_KEY, bundle, CERT_DIR, "/run/haproxy/admin.sock",
+                 "/etc/haproxy-acme/renew.json", "/etc/haproxy/haproxy.cfg") == {
+        ACCOUNT_KEY: "certbot2:certbot2 600",
+        bundle: "certbot2:lb 640",
+        CERT_DIR: "haproxy:lb 2770",
+        "/run/haproxy/admin.sock": "root:lb 660",
+        "/etc/haproxy-acme/renew.json": "root:certbot2 640",
+        "/etc/haproxy/haproxy.cfg": "root:lb 640",
+    }
+    groups = lab_nodes.node_exec(lab.state, node.name, ["id", "-nG", "certbot2"]).stdout.split()
+    assert groups == ["certbot2", "lb"], groups
+    assert not lab_nodes.node_exec(lab.state, node.name, ["getent", "passwd", "acme"], check=False).stdout
+
+    unit = lab_nodes.node_exec(lab.state, node.name, [
+        "systemctl", "show", "--property", "User,Group,SupplementaryGroups", "haproxy-acme-renew.service"])
+    assert sorted(unit.stdout.split()) == ["Group=certbot2", "SupplementaryGroups=lb", "User=certbot2"], unit.stdout
+    # The timer's own service, forced: it renews as certbot2, and HAProxy serves the new copy.
+    forced_timer_run(lab, node.name)
+    renewed = _serial((node.merged / bundle.lstrip("/")).read_text())
+    assert renewed != issued
+    assert lab.tls_serial(node, RENAMED_CERT["domains"][0]) == renewed
+    assert _stat(lab, node.name, bundle) == {bundle: "certbot2:lb 640"}
