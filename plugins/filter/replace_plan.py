@@ -38,6 +38,12 @@ options:
     description: The serial of the compromised copy kept aside, per certificate name; a name missing here has no copy kept yet.
     type: dict
     default: {}
+  confirmed:
+    description:
+      - The operator's confirmation of the revocation - V(true) (C(haproxy_acme_revoke_confirmed)), or the answer
+        typed at the prompt, which confirms when it is C(yes). Anything else leaves RV(_value.revoke) false.
+    type: raw
+    default: false
 """
 
 EXAMPLES = r"""
@@ -71,6 +77,12 @@ _value:
     revocable:
       description: Whether nothing blocks the revocation.
       type: bool
+    confirmed:
+      description: Whether the operator confirmed the revocation (O(confirmed)).
+      type: bool
+    revoke:
+      description: Whether to revoke now - nothing blocks it and the operator confirmed.
+      type: bool
 """
 
 import typing as t
@@ -80,7 +92,8 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils import _fleet, _incident
 
 
-def replace_plan(nodes: t.Any, names: t.Any, cert_dir: str, compromised: t.Any = None) -> dict[str, t.Any]:
+def replace_plan(nodes: t.Any, names: t.Any, cert_dir: str, compromised: t.Any = None,
+                 confirmed: t.Any = False) -> dict[str, t.Any]:
     if isinstance(names, str) or not isinstance(names, t.Iterable):
         raise AnsibleFilterError("replace_plan expects a list of certificate names")
     if compromised is not None and not isinstance(compromised, t.Mapping):
@@ -89,7 +102,8 @@ def replace_plan(nodes: t.Any, names: t.Any, cert_dir: str, compromised: t.Any =
         fleet = _fleet.as_nodes(nodes)
     except ValueError as exc:
         raise AnsibleFilterError(f"replace_plan: {exc}") from None
-    return _incident.plan(fleet, [str(n) for n in names], str(cert_dir), _fleet.plain(compromised) if compromised else None)
+    return _incident.plan(fleet, [str(n) for n in names], str(cert_dir),
+                          _fleet.plain(compromised) if compromised else None, confirmed)
 
 
 class FilterModule:

@@ -9,10 +9,11 @@ only says which node to keep it from. The playbook orders, pushes and revokes; t
 functions only decide, so that a rerun after any failure picks up where it stopped:
 
 * a new certificate is ordered (``force``) only while no node that answered serves
-  another valid copy than the compromised one; otherwise that copy is the seed (no
-  second order, the new key is not replaced again);
+  another valid copy than the compromised one, and some node that asks for it answered;
+  otherwise that copy is the seed (no second order, the new key is not replaced again);
 * the old certificate may be revoked only when every node that asks for the
-  certificate answered and serves a copy other than the compromised one.
+  certificate answered and serves a copy other than the compromised one (``revocable``),
+  and it is revoked only when the operator confirms as well (``revoke``).
 """
 
 from __future__ import annotations
@@ -47,9 +48,14 @@ def _state(member: Node, path: str, compromised: str | None) -> tuple[str, str |
     return NEW, serial
 
 
+def confirmed(answer: t.Any) -> bool:
+    """The operator's confirmation: ``True`` (the flag), or ``yes`` typed at the prompt."""
+    return answer is True or (isinstance(answer, str) and answer.strip().lower() == "yes")
+
+
 def plan(fleet: t.Sequence[Node], names: t.Sequence[str], cert_dir: str,
-         compromised: t.Mapping[str, str | None] | None = None) -> dict[str, t.Any]:
-    """{certificates: [...], nodes: {host: {name: {state, serial}}}, blocking: [...], revocable}.
+         compromised: t.Mapping[str, str | None] | None = None, confirm: t.Any = False) -> dict[str, t.Any]:
+    """{certificates: [...], nodes: {host: {name: {state, serial}}}, blocking: [...], revocable, confirmed, revoke}.
 
     Per certificate: ``name``, ``compromised`` (the serial, or None before the copy is
     kept), ``keep_from`` (a node that serves the certificate, to keep the copy from),
@@ -58,7 +64,9 @@ def plan(fleet: t.Sequence[Node], names: t.Sequence[str], cert_dir: str,
     (why it may not be revoked yet, each naming the node).
     """
     compromised = dict(compromised or {})
-    certificates, report, blocking = [], {}, []
+    certificates: list[dict[str, t.Any]] = []
+    report: dict[str, dict[str, dict[str, str | None]]] = {}
+    blocking: list[str] = []
     for name in names:
         path = bundle_path(cert_dir, name)
         old = compromised.get(name)
@@ -76,15 +84,17 @@ def plan(fleet: t.Sequence[Node], names: t.Sequence[str], cert_dir: str,
             reasons.append("no node asks for it (haproxy_acme_certificates)")
         if old is None:
             reasons.append("its compromised copy is not kept yet")
-        entry = {
+        why_not = [f"{name}: {why}" for why in reasons]
+        certificates.append({
             "name": name,
             "compromised": old,
             "keep_from": holders[0] if holders else None,
             "seed": fresh[0] if fresh and old is not None else None,
-            "force": old is not None and not fresh,
+            "force": old is not None and not fresh and any(state != DOWN for state, _ in states.values()),
             "new_serial": new_serials.pop() if len(new_serials) == 1 else None,
-            "blocking": [f"{name}: {why}" for why in reasons],
-        }
-        certificates.append(entry)
-        blocking += entry["blocking"]
-    return {"certificates": certificates, "nodes": report, "blocking": blocking, "revocable": not blocking}
+            "blocking": why_not,
+        })
+        blocking += why_not
+    sure = confirmed(confirm)
+    return {"certificates": certificates, "nodes": report, "blocking": blocking, "revocable": not blocking,
+            "confirmed": sure, "revoke": not blocking and sure}
