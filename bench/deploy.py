@@ -166,7 +166,8 @@ def main() -> int:
 
     def push(bundles: list[bytes]) -> dict[str, t.Any]:
         items = [{"path": p, "pem_content": b.decode()} for p, b in zip(paths, bundles)]
-        result, failure, _ = cert_run.run({"socket": [ha.socket], "certificates": items})
+        outcome = cert_run.run({"socket": [ha.socket], "certificates": items})
+        result, failure = outcome.result, outcome.failure
         if failure:
             raise SystemExit(f"push failed: {failure}")
         return result

@@ -200,17 +200,18 @@ def run(config: t.Mapping[str, t.Any], force: bool = False, dry_run: bool = Fals
     # One run at a time per certificate directory, across ordering and deploying: a
     # playbook run on this host waits for the job, and the other way round (_lock.py).
     with _lock.run_lock(str(config["cert_dir"]), config.get("lock_timeout"), enabled=not dry_run):
-        ordered, order_failure = order_run.run(order_params(config, force), check_mode=dry_run)
-        certificates = ordered["certificates"]
+        ordered = order_run.run(order_params(config, force), check_mode=dry_run)
+        certificates, order_failure = ordered.result["certificates"], ordered.failure
         # A dry run orders nothing, so only the bundles already on disk can be checked.
         skip = ("failed", "issued", "renewed") if dry_run else ("failed",)
         ready = [c["name"] for c in certificates if c["action"] not in skip]
         served_by_path: dict[str, dict[str, t.Any]] = {}
         deploy_failure = None
         if ready:
-            deployed, deploy_failure, warnings = cert_run.run(deploy_params(config, ready), check_mode=dry_run)
-            served_by_path = {entry["path"]: entry for entry in deployed["certificates"]}
-            for warning in warnings:
+            deployed = cert_run.run(deploy_params(config, ready), check_mode=dry_run)
+            served_by_path = {entry["path"]: entry for entry in deployed.result["certificates"]}
+            deploy_failure = deployed.failure
+            for warning in deployed.warnings:
                 out.write(f"warning: {warning}\n")
     for cert in certificates:
         served = served_by_path.get(cert["path"])

@@ -239,7 +239,7 @@ url:
   sample: https://acme-v02.api.letsencrypt.org/acme/new-acct
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils import basic
 
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils import _defaults
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme import account_run
@@ -248,9 +248,9 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.common_a
     REQUIRED_ONE_OF,
     REQUIRED_TOGETHER,
     acme_argument_spec,
-    missing_libraries,
+    missing_library,
 )
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import HaproxyAcmeError
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._module import run_module
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import KEY_TYPES
 
 
@@ -264,21 +264,14 @@ def main() -> None:
         owner={"type": "str"},
         group={"type": "str"},
     )
-    module = AnsibleModule(
+    run_module(
+        basic, account_run.run, missing=missing_library,
         argument_spec=spec,
         mutually_exclusive=[*MUTUALLY_EXCLUSIVE, ("new_account_key_path", "new_account_key_content")],
         required_one_of=REQUIRED_ONE_OF,
         required_together=REQUIRED_TOGETHER,
         supports_check_mode=True,
     )
-    missing = missing_libraries()
-    if missing:
-        module.fail_json(msg=missing_required_lib(" and ".join(missing)))
-    try:
-        result = account_run.run(module.params, check_mode=module.check_mode)
-    except HaproxyAcmeError as exc:
-        module.fail_json(**exc.as_result())
-    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -207,16 +207,16 @@ directory:
   sample: lets_encrypt
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils import basic
 
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme import revoke
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.common_args import (
     MUTUALLY_EXCLUSIVE,
     REQUIRED_TOGETHER,
     acme_argument_spec,
-    missing_libraries,
+    missing_library,
 )
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import HaproxyAcmeError
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._module import run_module
 
 
 def main() -> None:
@@ -229,7 +229,8 @@ def main() -> None:
         private_key_content={"type": "str", "no_log": True},
         reason={"type": "raw"},
     )
-    module = AnsibleModule(
+    run_module(
+        basic, revoke.run, missing=missing_library,
         argument_spec=spec,
         mutually_exclusive=[*MUTUALLY_EXCLUSIVE, ("certificate_path", "certificate_content"),
                             ("private_key_path", "private_key_content")],
@@ -238,14 +239,6 @@ def main() -> None:
         required_together=REQUIRED_TOGETHER,
         supports_check_mode=True,
     )
-    missing = missing_libraries()
-    if missing:
-        module.fail_json(msg=missing_required_lib(" and ".join(missing)))
-    try:
-        result = revoke.run(module.params, check_mode=module.check_mode)
-    except HaproxyAcmeError as exc:
-        module.fail_json(**exc.as_result())
-    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -458,7 +458,7 @@ directory:
   sample: lets_encrypt
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils import basic
 
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils import _defaults
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme import order_run
@@ -467,9 +467,9 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.common_a
     REQUIRED_ONE_OF,
     REQUIRED_TOGETHER,
     acme_argument_spec,
-    missing_libraries,
+    missing_library,
 )
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import HaproxyAcmeError
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._module import run_module
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import KEY_TYPES
 
 
@@ -503,25 +503,14 @@ def argument_spec() -> dict[str, dict[str, object]]:
 
 
 def main() -> None:
-    module = AnsibleModule(
+    run_module(
+        basic, order_run.run, missing=missing_library,
         argument_spec=argument_spec(),
         mutually_exclusive=[*MUTUALLY_EXCLUSIVE, ("domains", "certificates"), ("name", "certificates")],
         required_one_of=[*REQUIRED_ONE_OF, ("domains", "certificates")],
         required_together=REQUIRED_TOGETHER,
         supports_check_mode=True,
     )
-    missing = missing_libraries()
-    if missing:
-        module.fail_json(msg=missing_required_lib(" and ".join(missing)))
-    try:
-        result, failure = order_run.run(module.params, check_mode=module.check_mode)
-    except HaproxyAcmeError as exc:
-        module.fail_json(**exc.as_result())
-    if not module._diff:
-        result.pop("diff")
-    if failure:
-        module.fail_json(msg=failure, **result)
-    module.exit_json(**result)
 
 
 if __name__ == "__main__":

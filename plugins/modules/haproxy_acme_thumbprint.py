@@ -252,23 +252,14 @@ socket:
   sample: /run/haproxy/admin.sock
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils import basic
 
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import HaproxyAcmeError
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy import maps
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._module import run_module
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=maps.thumbprint_argument_spec(), supports_check_mode=True)
-    try:
-        result, failure = maps.run(module.params, check_mode=module.check_mode)
-    except HaproxyAcmeError as exc:
-        module.fail_json(**exc.as_result())
-    if not module._diff:
-        result.pop("diff")
-    if failure:
-        module.fail_json(msg=failure, **result)
-    module.exit_json(**result)
+    run_module(basic, maps.run, argument_spec=maps.thumbprint_argument_spec(), supports_check_mode=True)
 
 
 if __name__ == "__main__":

@@ -519,44 +519,25 @@ secontext:
   sample: system_u:object_r:cert_t:s0
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils import basic
 
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import HaproxyAcmeError
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy import cert_run
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.module_args import (
     CERT_MUTUALLY_EXCLUSIVE,
     CERT_REQUIRED_ONE_OF,
     cert_argument_spec,
 )
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import (
-    CRYPTOGRAPHY_IMPORT_ERROR,
-    HAS_CRYPTOGRAPHY,
-)
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._module import run_module
 
 
 def main() -> None:
-    module = AnsibleModule(
+    run_module(
+        basic, cert_run.run, missing=cert_run.missing_library,
         argument_spec=cert_argument_spec(),
         mutually_exclusive=CERT_MUTUALLY_EXCLUSIVE,
         required_one_of=CERT_REQUIRED_ONE_OF,
         supports_check_mode=True,
     )
-    if not HAS_CRYPTOGRAPHY and cert_run.needs_cryptography(module.params):
-        module.fail_json(
-            msg=missing_required_lib("cryptography", reason="to check each PEM bundle before it is written or sent"),
-            exception=CRYPTOGRAPHY_IMPORT_ERROR,
-        )
-    try:
-        result, failure, warnings = cert_run.run(module.params, check_mode=module.check_mode)
-    except HaproxyAcmeError as exc:
-        module.fail_json(**exc.as_result())
-    for warning in warnings:
-        module.warn(warning)
-    if not module._diff:
-        result.pop("diff")
-    if failure:
-        module.fail_json(msg=failure, **result)
-    module.exit_json(**result)
 
 
 if __name__ == "__main__":

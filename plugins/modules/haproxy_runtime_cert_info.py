@@ -260,20 +260,15 @@ socket:
   sample: /run/haproxy/admin.sock
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils import basic
 
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import HaproxyAcmeError
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy import info
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.module_args import info_argument_spec
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._module import run_module
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=info_argument_spec(), supports_check_mode=True)
-    try:
-        result = info.run(module.params)
-    except HaproxyAcmeError as exc:
-        module.fail_json(**exc.as_result())
-    module.exit_json(**result)
+    run_module(basic, info.run, argument_spec=info_argument_spec(), supports_check_mode=True)
 
 
 if __name__ == "__main__":

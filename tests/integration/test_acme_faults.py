@@ -159,9 +159,10 @@ def test_a_rate_limit_beyond_the_time_bound_fails_at_once_and_says_when(
 ENGINE = """
 import json, sys
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme import order_run
-result, failure = order_run.run(json.load(open(sys.argv[1])))
-if failure:
-    result.update(failed=True, msg=failure)
+outcome = order_run.run(json.load(open(sys.argv[1])))
+result = outcome.result
+if outcome.failure:
+    result.update(failed=True, msg=outcome.failure)
 print(json.dumps(result))
 """
 

@@ -194,7 +194,8 @@ def test_restart_in_the_middle_of_100(mw: MasterWorkerLab, tmp_path: Path) -> No
     args = {"socket": [info.lab_socket], "timeout": 10.0, "busy_timeout": 10.0,
             "certificates": items(info, tmp_path / "src", names)}
     started = time.monotonic()
-    result, failure, warnings = cert_run.run(args, api_factory=api_on("commit ssl cert", 50, restart))
+    outcome = cert_run.run(args, api_factory=api_on("commit ssl cert", 50, restart))
+    result, failure, warnings = outcome.result, outcome.failure, outcome.warnings
     elapsed = time.monotonic() - started
     for thread in restarts:
         thread.join(timeout=30)
@@ -226,7 +227,8 @@ def test_stopped_and_not_back_fails_clearly(mw: MasterWorkerLab, tmp_path: Path)
     args = {"socket": [info.lab_socket], "timeout": 1.0, "busy_timeout": 5.0,
             "certificates": items(info, tmp_path / "src", names)}
     try:
-        result, failure, _ = cert_run.run(args, api_factory=api_on("commit ssl cert", 10, stop))
+        outcome = cert_run.run(args, api_factory=api_on("commit ssl cert", 10, stop))
+        result, failure = outcome.result, outcome.failure
     finally:
         mw.start_haproxy()
     assert failure is not None and failure.startswith("40 of 40 certificates failed")
@@ -272,7 +274,8 @@ def test_reload_in_the_middle_of_a_transaction(mw: MasterWorkerLab, write_file: 
     params = {"socket": [info.lab_socket], "timeout": 5.0, "busy_timeout": 10.0, "write_file": write_file,
               "certificates": [{"path": f"{info.lab_cert_dir}/{n}.pem", "pem_content": pems[n].decode()}
                                for n in names]}
-    result, failure, warnings = cert_run.run(params, api_factory=Reloading)
+    outcome = cert_run.run(params, api_factory=Reloading)
+    result, failure, warnings = outcome.result, outcome.failure, outcome.warnings
     print(f"\nreload {seen.get('old')} -> {seen.get('new')}; warnings: {warnings}")
     assert seen["new"] != seen["old"]
     assert "*" + f"{info.lab_cert_dir}/{names[3]}.pem" in seen["old_listing"]  # the old worker held our transaction
@@ -351,8 +354,9 @@ def test_unknown_crt_list_nothing_written(mw: MasterWorkerLab) -> None:
     info = t.cast(LabInfo, mw.info)
     (name,) = hosts("nolist", 1)
     path = Path(info.lab_cert_dir) / f"{name}.pem"
-    result, failure, _ = cert_run.run({"socket": [info.lab_socket], "path": str(path),
+    outcome = cert_run.run({"socket": [info.lab_socket], "path": str(path),
                                        "pem_content": bundle([name]).decode(), "crt_list": "/etc/haproxy/nope.list"})
+    result, failure = outcome.result, outcome.failure
     assert failure is not None and "HAProxy has no crt-list /etc/haproxy/nope.list" in failure
     assert f"'show ssl crt-list' lists {info.lab_cert_dir}" in failure
     assert not path.exists() and not result["file_changed"]
@@ -364,8 +368,9 @@ def test_crt_directory_with_its_slash(mw: MasterWorkerLab) -> None:
     info = t.cast(LabInfo, mw.info)
     (name,) = hosts("slash", 1)
     pem = bundle([name])
-    result, failure, _ = cert_run.run({"socket": [info.lab_socket], "path": f"{info.lab_cert_dir}/{name}.pem",
+    outcome = cert_run.run({"socket": [info.lab_socket], "path": f"{info.lab_cert_dir}/{name}.pem",
                                        "pem_content": pem.decode(), "crt_list": f"{info.lab_cert_dir}/"})
+    result, failure = outcome.result, outcome.failure
     assert failure is None, failure
     assert result["crt_list"] == info.lab_cert_dir
     assert all_served(info, {name: pem}) == []
@@ -378,7 +383,7 @@ def test_socket_that_is_a_regular_file(mw: MasterWorkerLab, tmp_path: Path) -> N
     bogus.write_text("")
     (name,) = hosts("file", 1)
     path = Path(info.lab_cert_dir) / f"{name}.pem"
-    _result, failure, _ = cert_run.run({"socket": [str(bogus)], "path": str(path), "pem_content": bundle([name]).decode()})
+    failure = cert_run.run({"socket": [str(bogus)], "path": str(path), "pem_content": bundle([name]).decode()}).failure
     assert failure is not None and f"{bogus} is not a socket (it is a regular file)" in failure
     assert "connection refused" not in failure
     assert not path.exists()

@@ -47,7 +47,8 @@ def names(prefix: str) -> tuple[str, str]:
 
 def run(lab: LabInfo, check_mode: bool = False, **params: t.Any) -> tuple[dict[str, t.Any], str | None]:
     args: dict[str, t.Any] = {"socket": [lab.lab_socket], "timeout": 5.0, "busy_timeout": 2.0, **params}
-    result, failure, _ = cert_run.run(args, check_mode=check_mode)
+    outcome = cert_run.run(args, check_mode=check_mode)
+    result, failure = outcome.result, outcome.failure
     return result, failure
 
 
@@ -200,7 +201,7 @@ def test_name_with_newline_refused_nothing_sent(lab: LabInfo) -> None:
         "path": f"{lab.lab_cert_dir}/x.pem\nshow info",
         "pem_content": bundle(["x.test"]).decode(),
     }
-    _result, failure, _ = cert_run.run(params, api_factory=factory)
+    failure = cert_run.run(params, api_factory=factory).failure
     assert failure is not None and "nothing was sent" in failure
     assert opened == []  # not even a connection
 
@@ -273,7 +274,7 @@ def test_info_reports_what_is_served(lab: LabInfo) -> None:
     pem = bundle([host], days=12)
     run(lab, path=path, pem_content=pem.decode())
     try:
-        result = info.run({"socket": lab.lab_socket, "expiring_within_days": 15})
+        result = info.run({"socket": lab.lab_socket, "expiring_within_days": 15}).result
         mine = [c for c in result["certificates"] if c["path"] == path]
         assert len(mine) == 1
         entry = mine[0]

@@ -42,7 +42,8 @@ def test_rotation_under_load_drops_nothing(make_lab: t.Callable[..., Lab]) -> No
 
     def push(bundles: list[bytes]) -> dict[str, t.Any]:
         items = [{"path": p, "pem_content": b.decode()} for p, b in zip(paths, bundles)]
-        result, failure, _ = cert_run.run({"socket": [lab.lab_socket], "certificates": items})
+        outcome = cert_run.run({"socket": [lab.lab_socket], "certificates": items})
+        result, failure = outcome.result, outcome.failure
         assert failure is None, failure
         return result
 

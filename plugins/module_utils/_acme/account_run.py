@@ -18,6 +18,7 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.account_
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.client import AcmeClient
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.common_args import client_from_params
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import AcmeError, ConfigError
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._module import RunResult
 
 
 def _result(account: acct.Account | None, thumbprint: str | None, changed: bool, key_created: bool) -> dict[str, t.Any]:
@@ -95,8 +96,12 @@ def _absent(client: AcmeClient, check_mode: bool) -> dict[str, t.Any]:
     return _result(account, client.thumbprint, True, False)
 
 
-def run(params: t.Mapping[str, t.Any], check_mode: bool = False, session: t.Any = None) -> dict[str, t.Any]:
+def run(params: t.Mapping[str, t.Any], check_mode: bool = False, session: t.Any = None) -> RunResult:
     """The module's result; raises HaproxyAcmeError subclasses."""
+    return RunResult(_run(params, check_mode, session))
+
+
+def _run(params: t.Mapping[str, t.Any], check_mode: bool, session: t.Any) -> dict[str, t.Any]:
     client = client_from_params(params, session=session)
     path, content = params.get("account_key_path"), params.get("account_key_content")
     present = params.get("state", "present") == "present"

@@ -18,6 +18,7 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.client i
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.directory import resolve_directory
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.transport import Transport
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import ConfigError
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._module import MissingLibrary
 
 MUTUALLY_EXCLUSIVE = [("account_key_path", "account_key_content")]
 REQUIRED_ONE_OF = [("account_key_path", "account_key_content")]
@@ -62,11 +63,11 @@ def client_from_params(params: t.Mapping[str, t.Any], pool_size: int = 10, sessi
     return AcmeClient(url, transport_from_params(params, pool_size, session))
 
 
-def missing_libraries() -> list[str]:
-    """Python libraries this client needs that are not installed (for missing_required_lib)."""
+def missing_library(_params: t.Mapping[str, t.Any]) -> MissingLibrary | None:
+    """The Python libraries this client needs that are not installed, for missing_required_lib."""
     missing = []
     if not jws.HAS_CRYPTOGRAPHY:
         missing.append("cryptography")
     if not transport.HAS_REQUESTS:
         missing.append("requests")
-    return missing
+    return MissingLibrary(" and ".join(missing)) if missing else None

@@ -21,6 +21,7 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.issuer i
 )
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import ConfigError
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._files import owner_ids, parse_mode
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._module import RunResult
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import CertInfo
 
 # Fields of the single certificate's entry repeated at the top level of the result.
@@ -161,8 +162,8 @@ def failure_message(results: t.Sequence[CertResult]) -> str | None:
     return head + "; ".join(parts)
 
 
-def run(params: t.Mapping[str, t.Any], check_mode: bool = False, session: t.Any = None) -> tuple[dict[str, t.Any], str | None]:
-    """(result, failure message or None). ConfigError for options wrong as a whole."""
+def run(params: t.Mapping[str, t.Any], check_mode: bool = False, session: t.Any = None) -> RunResult:
+    """The result, failed when any certificate failed. ConfigError for options wrong as a whole."""
     options = options_from_params(params, check_mode)
     specs = specs_from_params(params)
     client = client_from_params(params, pool_size=options.concurrency + 2, session=session)
@@ -178,4 +179,4 @@ def run(params: t.Mapping[str, t.Any], check_mode: bool = False, session: t.Any 
     }
     if not params.get("certificates"):
         result.update({k: result["certificates"][0][k] for k in TOP_LEVEL})
-    return result, failure_message(results)
+    return RunResult(result, failure_message(results))

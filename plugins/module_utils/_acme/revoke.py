@@ -32,6 +32,7 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import
     PemError,
 )
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._files import read_optional
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._module import RunResult
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import (
     CertInfo,
     cert_info,
@@ -186,8 +187,12 @@ def _describe(info: CertInfo) -> str:
     return f"certificate {info.serial} ({names})"
 
 
-def run(params: t.Mapping[str, t.Any], check_mode: bool = False, session: t.Any = None) -> dict[str, t.Any]:
+def run(params: t.Mapping[str, t.Any], check_mode: bool = False, session: t.Any = None) -> RunResult:
     """The module's result; raises HaproxyAcmeError subclasses. Check mode sends nothing."""
+    return RunResult(_run(params, check_mode, session))
+
+
+def _run(params: t.Mapping[str, t.Any], check_mode: bool, session: t.Any) -> dict[str, t.Any]:
     reason = parse_reason(params.get("reason"))
     revoke_with = params.get("revoke_with") or ACCOUNT_KEY
     if revoke_with not in (ACCOUNT_KEY, CERTIFICATE_KEY):

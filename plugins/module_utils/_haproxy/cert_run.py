@@ -24,6 +24,11 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.deplo
 )
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.module_args import socket_list
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.transport import RuntimeApi, timeout_option
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._module import MissingLibrary, RunResult
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import (
+    CRYPTOGRAPHY_IMPORT_ERROR,
+    HAS_CRYPTOGRAPHY,
+)
 
 # Fields of the single certificate's entry repeated at the top level of the result.
 TOP_LEVEL = (
@@ -57,6 +62,14 @@ def needs_cryptography(params: t.Mapping[str, t.Any]) -> bool:
     anything is written or sent, which takes the cryptography library. Removal does not."""
     entries: list[t.Mapping[str, t.Any]] = params.get("certificates") or [params]
     return any((entry.get("state") or "present") == "present" for entry in entries)
+
+
+def missing_library(params: t.Mapping[str, t.Any]) -> MissingLibrary | None:
+    """cryptography, when it is not installed and a bundle is to be checked."""
+    if HAS_CRYPTOGRAPHY or not needs_cryptography(params):
+        return None
+    return MissingLibrary("cryptography", reason="to check each PEM bundle before it is written or sent",
+                          traceback=CRYPTOGRAPHY_IMPORT_ERROR)
 
 
 def requests_from_params(params: t.Mapping[str, t.Any]) -> list[Request]:
@@ -124,11 +137,9 @@ def failure_of(report: Report) -> str | None:
     return f"{len(failures)} of {len(report.entries)} certificates failed; first: {first.request.path}: {'; '.join(first.errors)}"
 
 
-def run(
-    params: t.Mapping[str, t.Any], check_mode: bool = False, api_factory: ApiFactory = RuntimeApi
-) -> tuple[dict[str, t.Any], str | None, list[str]]:
-    """(result, failure message or None, warnings). ConfigError for options wrong as a whole."""
+def run(params: t.Mapping[str, t.Any], check_mode: bool = False, api_factory: ApiFactory = RuntimeApi) -> RunResult:
+    """The result, failed when any certificate failed, and warnings. ConfigError for options wrong as a whole."""
     requests = requests_from_params(params)
     options = options_from_params(params, check_mode)
     report = deploy(requests, options, api_factory)
-    return result_of(report, single=not params.get("certificates")), failure_of(report), report.warnings
+    return RunResult(result_of(report, single=not params.get("certificates")), failure_of(report), report.warnings)

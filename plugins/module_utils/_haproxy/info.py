@@ -30,6 +30,7 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.parse
     raise_for_reply,
 )
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.transport import RuntimeApi, timeout_option
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._module import RunResult
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._time import isoformat, utcnow
 
 _LOCKED = "Operations on certificates are currently locked!"
@@ -172,9 +173,10 @@ def _run(api: RuntimeApi, command: cmd.Command, retry_for: float, check: bool = 
 
 
 def run(
-    params: t.Mapping[str, t.Any], api_factory: t.Callable[[str, float], RuntimeApi] = RuntimeApi
-) -> dict[str, t.Any]:
-    """The module's result: never changes anything.
+    params: t.Mapping[str, t.Any], check_mode: bool = False,
+    api_factory: t.Callable[[str, float], RuntimeApi] = RuntimeApi,
+) -> RunResult:
+    """The module's result: never changes anything, so check mode runs the same.
 
     Every socket is read; the top-level fields are those of the first, and ``sockets``
     holds each one's own (so one ``socket`` list serves both modules).
@@ -196,11 +198,11 @@ def run(
             }
         )
     first = views[0]
-    return {
+    return RunResult({
         "changed": False,
         "certificates": first["certificates"],
         "transaction": first["transaction"],
         "crt_lists": first["crt_lists"],
         "process": first["process"],
         "sockets": views,
-    }
+    })

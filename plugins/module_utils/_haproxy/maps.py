@@ -43,6 +43,7 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._files import 
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.commands import Command, check_name
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.module_args import socket_list, socket_option
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.transport import RuntimeApi, timeout_option
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._module import RunResult
 
 #: Where the haproxy role keeps the map (``<haproxy_maps_dir>/acme-thumbprint.map``), and its key.
 _THUMBPRINT = re.compile(r"^[A-Za-z0-9_-]{43}$")
@@ -320,10 +321,8 @@ def _write(target: Target, check_mode: bool) -> tuple[bool, bytes | None]:
     return True, current
 
 
-def run(
-    params: t.Mapping[str, t.Any], check_mode: bool = False, api_factory: ApiFactory = RuntimeApi
-) -> tuple[dict[str, t.Any], str | None]:
-    """(result, failure message or None). ConfigError, FileError or RuntimeApiError before any change."""
+def run(params: t.Mapping[str, t.Any], check_mode: bool = False, api_factory: ApiFactory = RuntimeApi) -> RunResult:
+    """The result, failed when a socket failed. ConfigError, FileError or RuntimeApiError before any change."""
     target = Target.from_params(params)
     apis: list[RuntimeApi] = []
     entries: list[SocketResult] = []
@@ -351,7 +350,7 @@ def run(
 
 
 def _result(target: Target, entries: list[SocketResult], file_changed: bool,
-            before: bytes | None) -> tuple[dict[str, t.Any], str | None]:
+            before: bytes | None) -> RunResult:
     key, value = target.key, target.value
     previous = next((e.previous for e in entries if e.previous is not None), None)
     if previous is None:
@@ -370,8 +369,8 @@ def _result(target: Target, entries: list[SocketResult], file_changed: bool,
     }
     failed = [e for e in entries if e.action == FAILED]
     if not failed:
-        return result, None
+        return RunResult(result)
     first = failed[0]
     if len(entries) == 1:
-        return result, first.reason
-    return result, f"{len(failed)} of {len(entries)} sockets failed; first: {first.socket}: {first.reason}"
+        return RunResult(result, first.reason)
+    return RunResult(result, f"{len(failed)} of {len(entries)} sockets failed; first: {first.socket}: {first.reason}")

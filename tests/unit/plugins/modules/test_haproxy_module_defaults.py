@@ -83,7 +83,7 @@ def test_both_modules_with_one_list(capsys: pytest.CaptureFixture[str], tmp_path
 def test_info_takes_a_plain_string_too(tmp_path: Path) -> None:
     """The renewal job and older playbooks pass one path as a string."""
     with FakeHaproxy(tmp_path) as fake:
-        result = info.run({"socket": fake.socket})
+        result = info.run({"socket": fake.socket}).result
         assert [v["socket"] for v in result["sockets"]] == [fake.socket]
 
 

@@ -65,14 +65,14 @@ def revoke_requests(fake: FakeAcme) -> list[tuple[str, str]]:
 
 def test_by_the_account_key_then_already_revoked(issued: Issued) -> None:
     fake = issued.fake
-    first = revoke.run(issued.params(reason="superseded"), session=fake)
+    first = revoke.run(issued.params(reason="superseded"), session=fake).result
     assert first["changed"] and first["revoked"] and not first["already_revoked"]
     assert (first["reason"], first["reason_code"], first["revoked_with"]) == ("superseded", 4, "account_key")
     assert first["account_uri"] == issued.account_uri and first["domains"] == ["web.example"]
     assert fake.revoked == {issued.serial: 4}
     assert int(first["serial"], 16) == issued.serial
 
-    again = revoke.run(issued.params(reason="superseded"), session=fake)
+    again = revoke.run(issued.params(reason="superseded"), session=fake).result
     assert not again["changed"] and again["already_revoked"] and again["revoked"]
     assert fake.revoked == {issued.serial: 4} and len(revoke_requests(fake)) == 2
 
@@ -81,7 +81,7 @@ def test_by_the_certificate_key_from_the_bundle_itself(issued: Issued) -> None:
     """Signed with the certificate's key and its jwk: no account key needed at all."""
     fake = issued.fake
     result = revoke.run({"directory": DIRECTORY_URL, "certificate_content": issued.bundle.decode(),
-                         "revoke_with": "certificate_key", "reason": "keyCompromise"}, session=fake)
+                         "revoke_with": "certificate_key", "reason": "keyCompromise"}, session=fake).result
     assert result["changed"] and result["revoked_with"] == "certificate_key" and result["account_uri"] is None
     assert fake.revoked == {issued.serial: 1}
     assert fake.count("new-acct") == 0  # no account looked up
@@ -96,9 +96,9 @@ def test_by_the_certificate_key_given_apart(issued: Issued, tmp_path: Path) -> N
     params = {"directory": DIRECTORY_URL, "certificate_path": str(leaf_only), "revoke_with": "certificate_key"}
     with pytest.raises(ConfigError, match="the certificate holds none, so set private_key_path or private_key_content"):
         revoke.run(params, session=issued.fake)
-    result = revoke.run({**params, "private_key_content": key_block, "reason": 1}, session=issued.fake)
+    result = revoke.run({**params, "private_key_content": key_block, "reason": 1}, session=issued.fake).result
     assert result["changed"] and issued.fake.revoked == {issued.serial: 1}
-    assert not revoke.run({**params, "private_key_content": key_block}, session=issued.fake)["changed"]
+    assert not revoke.run({**params, "private_key_content": key_block}, session=issued.fake).result["changed"]
 
 
 def test_a_key_that_is_not_the_certificates_is_refused_before_sending(issued: Issued) -> None:
@@ -154,7 +154,7 @@ def test_a_reason_the_ca_refuses(fake: FakeAcme, make_client: MakeClient, tmp_pa
 
 
 def test_no_reason_sends_none(issued: Issued) -> None:
-    result = revoke.run(issued.params(), session=issued.fake)
+    result = revoke.run(issued.params(), session=issued.fake).result
     assert result["reason"] is None and result["reason_code"] is None
     assert issued.fake.revoked == {issued.serial: None}
 
@@ -169,7 +169,7 @@ def test_the_payload_is_the_leaf_in_der(issued: Issued) -> None:
 def test_check_mode_sends_nothing(issued: Issued) -> None:
     for params in (issued.params(reason="keyCompromise"),
                    issued.params(revoke_with="certificate_key", reason="keyCompromise")):
-        result = revoke.run(params, check_mode=True, session=issued.fake)
+        result = revoke.run(params, check_mode=True, session=issued.fake).result
         assert result["changed"] and result["revoked"] and result["ca_requests"] == 0
     assert issued.fake.requests == [] and issued.fake.revoked == {}
 

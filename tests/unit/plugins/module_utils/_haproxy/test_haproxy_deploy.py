@@ -39,7 +39,8 @@ def run(
 ) -> tuple[dict[str, t.Any], str | None]:
     fakes = fake if isinstance(fake, list) else [fake]
     args = {"socket": [f.socket for f in fakes], "timeout": 2.0, "busy_timeout": 0.5, **params}
-    result, failure, _ = cert_run.run(args, check_mode=check_mode)
+    outcome = cert_run.run(args, check_mode=check_mode)
+    result, failure = outcome.result, outcome.failure
     return result, failure
 
 
@@ -79,7 +80,8 @@ def test_push_the_file_at_path(fake: FakeHaproxy, certdir: Path) -> None:
 def test_haproxy_down_file_still_written(tmp_path: Path, certdir: Path) -> None:
     path = str(certdir / "a.test.pem")
     socket = str(tmp_path / "gone.sock")
-    result, failure, _ = cert_run.run({"socket": [socket], "path": path, "pem_content": bundle(["a.test"]).decode()})
+    outcome = cert_run.run({"socket": [socket], "path": path, "pem_content": bundle(["a.test"]).decode()})
+    result, failure = outcome.result, outcome.failure
     assert failure is not None
     assert f"stats socket {socket} does not exist" in failure
     assert "was written, so HAProxy loads it when it next starts" in failure

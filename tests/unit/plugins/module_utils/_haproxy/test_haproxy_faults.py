@@ -23,7 +23,8 @@ from tests.unit.plugins.module_utils._haproxy.testcerts import bundle
 
 
 def run(sockets: list[str], **params: t.Any) -> tuple[dict[str, t.Any], str | None, list[str]]:
-    return cert_run.run({"socket": sockets, "timeout": 2.0, "busy_timeout": 0.5, **params})
+    outcome = cert_run.run({"socket": sockets, "timeout": 2.0, "busy_timeout": 0.5, **params})
+    return outcome.result, outcome.failure, outcome.warnings
 
 
 def changes(fake: FakeHaproxy) -> list[str]:
@@ -198,9 +199,10 @@ def test_lost_and_not_back_fails_clearly(fake: FakeHaproxy, certdir: Path) -> No
         state.hangup = True
 
     on_nth(fake, "set ssl cert", 3, die, before=True)
-    result, failure, _ = cert_run.run(
+    outcome = cert_run.run(
         {"socket": [fake.socket], "timeout": 0.5, "busy_timeout": 0.5, "certificates": items(certdir, 5)}
     )
+    result, failure = outcome.result, outcome.failure
     assert failure is not None
     actions = [c["action"] for c in result["certificates"]]
     assert actions == ["failed"] * 5
@@ -236,12 +238,13 @@ def test_another_client_attached_it_first(fake: FakeHaproxy, certdir: Path) -> N
 
 def test_check_mode_does_the_same_checks(fake: FakeHaproxy, certdir: Path) -> None:
     path = certdir / "a.test.pem"
-    _result, failure, _ = cert_run.run(
+    failure = cert_run.run(
         {"socket": [fake.socket], "path": str(path), "pem_content": bundle(["a.test"]).decode(), "crt_list": "/x"},
         check_mode=True,
-    )
+    ).failure
     assert failure is not None and "HAProxy has no crt-list /x" in failure
-    result, failure, _ = cert_run.run(
+    outcome = cert_run.run(
         {"socket": [fake.socket], "path": str(path), "pem_content": bundle(["a.test"]).decode()}, check_mode=True
     )
+    result, failure = outcome.result, outcome.failure
     assert failure is None and result["action"] == "created" and not path.exists()

@@ -30,7 +30,7 @@ def fake(tmp_path: Path) -> t.Iterator[FakeHaproxy]:
 
 
 def test_everything(fake: FakeHaproxy) -> None:
-    result = info.run({"socket": fake.socket, "timeout": 2})
+    result = info.run({"socket": fake.socket, "timeout": 2}).result
     by_path = {c["path"]: c for c in result["certificates"]}
     assert sorted(by_path) == [f"{DIR}/{n}.pem" for n in ("empty", "long", "short", "unused")]
     long = by_path[f"{DIR}/long.pem"]
@@ -51,12 +51,12 @@ def test_everything(fake: FakeHaproxy) -> None:
     ("days", "paths"), [(30, ["short", "unused"]), (6, ["unused"]), (1, []), (365, ["long", "short", "unused"])]
 )
 def test_expiring_within_days(fake: FakeHaproxy, days: float, paths: list[str]) -> None:
-    result = info.run({"socket": fake.socket, "expiring_within_days": days})
+    result = info.run({"socket": fake.socket, "expiring_within_days": days}).result
     assert [c["path"] for c in result["certificates"]] == [f"{DIR}/{p}.pem" for p in paths]
 
 
 def test_named_and_absent(fake: FakeHaproxy) -> None:
-    result = info.run({"socket": fake.socket, "paths": [f"{DIR}/short.pem", f"{DIR}/nope.pem"]})
+    result = info.run({"socket": fake.socket, "paths": [f"{DIR}/short.pem", f"{DIR}/nope.pem"]}).result
     assert [(c["path"], c["status"]) for c in result["certificates"]] == [
         (f"{DIR}/short.pem", "Used"),
         (f"{DIR}/nope.pem", "Absent"),
@@ -72,7 +72,7 @@ def test_named_are_checked(fake: FakeHaproxy) -> None:
 
 def test_open_transaction_is_reported(fake: FakeHaproxy) -> None:
     fake.state.transaction = (f"{DIR}/short.pem", Store(bundle(["short.test"]).decode()))
-    result = info.run({"socket": fake.socket})
+    result = info.run({"socket": fake.socket}).result
     assert result["transaction"] == f"{DIR}/short.pem"
     assert [c["transaction"] for c in result["certificates"] if c["path"].endswith("short.pem")] == [True]
 
@@ -80,7 +80,7 @@ def test_open_transaction_is_reported(fake: FakeHaproxy) -> None:
 def test_operator_level_socket(fake: FakeHaproxy) -> None:
     # HAProxy 2.6 shows certificates from level operator, but crt-lists only at admin.
     fake.state.level = "operator"
-    result = info.run({"socket": fake.socket})
+    result = info.run({"socket": fake.socket}).result
     assert len(result["certificates"]) == 4
     assert result["crt_lists"] is None
     assert all(c["crt_lists"] is None for c in result["certificates"])
@@ -88,7 +88,7 @@ def test_operator_level_socket(fake: FakeHaproxy) -> None:
 
 def test_locked_is_retried(fake: FakeHaproxy) -> None:
     fake.state.locked = 3
-    result = info.run({"socket": fake.socket})
+    result = info.run({"socket": fake.socket}).result
     assert len(result["certificates"]) == 4
 
 
@@ -106,16 +106,16 @@ def test_missing_socket(tmp_path: Path) -> None:
 
 def test_process_changes_with_the_worker(fake: FakeHaproxy) -> None:
     """A reload starts a new worker: its Pid is what a playbook compares before and after."""
-    before = info.run({"socket": fake.socket})["process"]
+    before = info.run({"socket": fake.socket}).result["process"]
     fake.state.pid, fake.state.uptime_sec = 4712, 0
-    after = info.run({"socket": fake.socket})["process"]
+    after = info.run({"socket": fake.socket}).result["process"]
     assert before["pid"] == 4711 and after == {"pid": 4712, "version": "2.6.12-1+deb12u1", "uptime_sec": 0}
 
 
 def test_process_is_null_without_a_pid(fake: FakeHaproxy, monkeypatch: pytest.MonkeyPatch) -> None:
     """A server that does not answer ``show info`` with a Pid costs the process, not the inventory."""
     monkeypatch.setitem(fake_haproxy._HANDLERS, "show info", lambda state, args, payload: "Unknown command")
-    result = info.run({"socket": fake.socket})
+    result = info.run({"socket": fake.socket}).result
     assert result["process"] is None and len(result["certificates"]) == 4
 
 

@@ -93,7 +93,8 @@ def sent(fake: FakeHaproxy) -> list[str]:
 
 
 def test_set_in_memory_and_on_disk_then_unchanged(fake: FakeMapHaproxy, mapfile: Path) -> None:
-    result, failure = maps.run(params(fake, mapfile))
+    outcome = maps.run(params(fake, mapfile))
+    result, failure = outcome.result, outcome.failure
     assert failure is None and result["changed"] and result["file_changed"]
     assert result["previous_thumbprint"] == OLD and result["thumbprint"] == NEW
     assert result["sockets"] == [{"socket": fake.socket, "action": "updated", "previous": OLD, "reason": "new value"}]
@@ -105,14 +106,16 @@ def test_set_in_memory_and_on_disk_then_unchanged(fake: FakeMapHaproxy, mapfile:
     assert not [p for p in mapfile.parent.iterdir() if p.name.startswith(".")]  # the dotfile was renamed
 
     fake.state.log.clear()
-    again, failure = maps.run(params(fake, mapfile))
+    outcome = maps.run(params(fake, mapfile))
+    again, failure = outcome.result, outcome.failure
     assert failure is None and not again["changed"] and not again["file_changed"]
     assert again["sockets"][0]["action"] == "unchanged"
     assert sent(fake) == ["show map", f"show map {mapfile}"]  # read only
 
 
 def test_check_mode_reads_and_changes_nothing(fake: FakeMapHaproxy, mapfile: Path) -> None:
-    result, failure = maps.run(params(fake, mapfile), check_mode=True)
+    outcome = maps.run(params(fake, mapfile), check_mode=True)
+    result, failure = outcome.result, outcome.failure
     assert failure is None and result["changed"] and result["file_changed"]
     assert result["sockets"][0]["action"] == "updated"
     assert [e[1:] for e in fake.maps[str(mapfile)]] == [["thumbprint", OLD]]
@@ -122,7 +125,8 @@ def test_check_mode_reads_and_changes_nothing(fake: FakeMapHaproxy, mapfile: Pat
 
 def test_a_map_without_the_entry_gets_add_map(tmp_path: Path, mapfile: Path) -> None:
     with FakeMapHaproxy(tmp_path, {str(mapfile): {}}) as fake:
-        result, failure = maps.run(params(fake, mapfile))
+        outcome = maps.run(params(fake, mapfile))
+        result, failure = outcome.result, outcome.failure
         assert failure is None and result["sockets"][0]["action"] == "added"
         assert result["previous_thumbprint"] is None and result["diff"]["before"] == ""
         assert [e[1:] for e in fake.maps[str(mapfile)]] == [["thumbprint", NEW]]
@@ -142,7 +146,8 @@ def test_several_sockets_one_failing_is_named(tmp_path: Path, mapfile: Path) -> 
     loaded = {str(mapfile): {"thumbprint": OLD}}
     with FakeMapHaproxy(tmp_path / "a", loaded) as one, FakeMapHaproxy(tmp_path / "b", loaded) as two:
         two.refuse = "Permission denied\n"
-        result, failure = maps.run({**params(one, mapfile), "socket": [one.socket, two.socket]})
+        outcome = maps.run({**params(one, mapfile), "socket": [one.socket, two.socket]})
+        result, failure = outcome.result, outcome.failure
         assert [s["action"] for s in result["sockets"]] == ["updated", "failed"]
         assert failure == (f"1 of 2 sockets failed; first: {two.socket}: 'set map {mapfile}' for {mapfile} on"
                            f" {two.socket}: HAProxy answered: Permission denied")
@@ -159,7 +164,8 @@ def test_a_haproxy_without_the_map_fails_before_anything_is_written(tmp_path: Pa
         assert info.value.msg.endswith("With require_runtime: false the file alone is written")
         assert mapfile.read_text() == f"thumbprint {OLD}\n"
 
-        result, failure = maps.run(params(fake, mapfile, require_runtime=False))
+        outcome = maps.run(params(fake, mapfile, require_runtime=False))
+        result, failure = outcome.result, outcome.failure
         assert failure is None and result["changed"] and result["sockets"][0]["action"] == "not_loaded"
         assert mapfile.read_text() == f"thumbprint {NEW}\n" and fake.maps == {}
 
@@ -168,15 +174,16 @@ def test_no_haproxy_at_all(tmp_path: Path, mapfile: Path) -> None:
     with pytest.raises(RuntimeApiConnectionError, match="does not exist"):
         maps.run(params(None, mapfile))
     assert not mapfile.exists()
-    result, failure = maps.run(params(None, mapfile, require_runtime=False))
+    outcome = maps.run(params(None, mapfile, require_runtime=False))
+    result, failure = outcome.result, outcome.failure
     assert failure is None and result["changed"] and result["sockets"][0]["action"] == "unreachable"
     assert mapfile.read_text() == maps.FILE_HEADER + f"thumbprint {NEW}\n"
-    again, _ = maps.run(params(None, mapfile, require_runtime=False))
+    again = maps.run(params(None, mapfile, require_runtime=False)).result
     assert not again["changed"] and again["previous_thumbprint"] == NEW
 
 
 def test_memory_only(fake: FakeMapHaproxy, mapfile: Path) -> None:
-    result, _ = maps.run(params(fake, mapfile, write_file=False))
+    result = maps.run(params(fake, mapfile, write_file=False)).result
     assert result["changed"] and not result["file_changed"]
     assert mapfile.read_text() == f"thumbprint {OLD}\n"
 

@@ -123,7 +123,8 @@ def _bundle(start: dt.datetime, domains: t.Sequence[str] = ("a.test",)) -> bytes
 
 
 def _run(fake: FakeHaproxy, **params: t.Any) -> tuple[dict[str, t.Any], str | None]:
-    result, failure, _ = cert_run.run({"socket": [fake.socket], "timeout": 2.0, "busy_timeout": 0.5, **params})
+    outcome = cert_run.run({"socket": [fake.socket], "timeout": 2.0, "busy_timeout": 0.5, **params})
+    result, failure = outcome.result, outcome.failure
     return result, failure
 
 
