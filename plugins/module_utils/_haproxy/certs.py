@@ -7,7 +7,8 @@ management.txt, "set ssl cert" and "add ssl crt-list": a new certificate needs
 ``new ssl cert`` + ``set ssl cert`` + ``commit ssl cert`` + ``add ssl crt-list``;
 an existing one ``set`` + ``commit``. HAProxy allows one certificate transaction
 per process, so before ``set`` we wait (within a bound) until no other one is
-open, and we never leave ours open: any failure after ``set`` sends
+open (asked with a probe whose reply stays short however many certificates
+HAProxy holds: ``commands.transaction_probe``), and we never leave ours open: any failure after ``set`` sends
 ``abort ssl cert``.
 
 HAProxy 2.6 has a trap here: ``set ssl cert B`` while a transaction on A is open
@@ -54,11 +55,11 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.compa
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.parse import (
     RuntimeCert,
     is_not_found,
-    open_transaction,
     parse_cert_detail,
     parse_crt_list,
     parse_crt_lists,
     parse_pid,
+    probed_transaction,
     raise_for_reply,
     transaction_of,
 )
@@ -443,7 +444,7 @@ class CertSession:
     def _await_no_transaction(self, deadline: float) -> None:
         """Wait until no certificate transaction is open; then, if allowed, abort a stale one."""
         while True:
-            transaction = open_transaction(self._run(cmd.show_certs(), None, deadline=deadline))
+            transaction = probed_transaction(self._run(cmd.transaction_probe(), None, check=False, deadline=deadline))
             if transaction is None or transaction == self._open:
                 return
             self._contended = True

@@ -117,6 +117,20 @@ def show_certs() -> Command:
     return Command("show ssl cert")
 
 
+# A name no certificate has: HAProxy names stores by their file, and nothing is a file below /dev/null.
+PROBE_NAME = "/dev/null/tlsops-haproxy-acme-probe"
+
+
+def transaction_probe() -> Command:
+    """``abort ssl cert`` for PROBE_NAME: which transaction is open, in one short reply.
+
+    HAProxy answers "No ongoing transaction!" or "The ongoing transaction is about
+    '<name>'" and aborts nothing, as the name is never the open one. ``show ssl cert``
+    says the same, but lists every certificate with it: a reply that grows with them.
+    """
+    return Command(f"abort ssl cert {PROBE_NAME}")
+
+
 def show_cert(name: str) -> Command:
     return Command(f"show ssl cert {check_name(name)}")
 

@@ -143,6 +143,19 @@ def open_transaction(reply: str) -> str | None:
     return line[1:] if line.startswith("*") else line
 
 
+def probed_transaction(reply: str) -> str | None:
+    """The open transaction a ``transaction_probe`` reply names; None when none is open.
+
+    RuntimeApiBusy when the certificate lock is held, RuntimeApiError for any other reply.
+    """
+    if reply.startswith("No ongoing transaction"):
+        return None
+    foreign = _FOREIGN.search(reply)
+    if foreign and _LOCKED not in reply:
+        return foreign.group(1)
+    raise reply_error("abort ssl cert", reply)
+
+
 @dataclass
 class RuntimeCert:
     """``show ssl cert <name>``: the fields we use, plus every field as HAProxy printed it."""

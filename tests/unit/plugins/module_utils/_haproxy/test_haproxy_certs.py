@@ -18,6 +18,7 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import
     RuntimeApiVerifyError,
 )
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy import certs
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy import commands as cmd
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.certs import CertSession, Desired, decide
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.parse import parse_cert_detail
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.transport import RuntimeApi
@@ -73,7 +74,11 @@ def ensure(s: CertSession, want: Desired) -> tuple[certs.Plan, t.Any]:
 
 
 def writes(fake: FakeHaproxy) -> list[str]:
-    return [line.split()[0] + " " + line.split()[2] for line in fake.state.log if not line.startswith("show")]
+    return [
+        line.split()[0] + " " + line.split()[2]
+        for line in fake.state.log
+        if not line.startswith("show") and line != cmd.transaction_probe().line
+    ]
 
 
 # ----------------------------------------------------------------- decide
@@ -354,9 +359,9 @@ def test_no_extra_round_trips_without_contention(fake: FakeHaproxy, clock: Clock
     fake.add(A, PEM_A)
     _plan, after = ensure(session(fake, clock), certs.desired_present(A, bundle(["a.test"])))
     assert after.used
-    shows = [line for line in fake.state.log if line.startswith("show")]
-    # observe, the transaction check before 'set', the read-back after 'commit' (reused by verify)
-    assert shows == [f"show ssl cert {A}", "show ssl cert", f"show ssl cert {A}"]
+    reads = [line for line in fake.state.log if line.startswith("show") or line == cmd.transaction_probe().line]
+    # observe, the transaction probe before 'set', the read-back after 'commit' (reused by verify)
+    assert reads == [f"show ssl cert {A}", cmd.transaction_probe().line, f"show ssl cert {A}"]
 
 
 def test_foreign_payload_committed_under_our_name_is_repaired(fake: FakeHaproxy, clock: Clock) -> None:

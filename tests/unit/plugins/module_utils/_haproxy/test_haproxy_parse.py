@@ -98,6 +98,34 @@ def test_cert_list(reply: str, names: list[str], transaction: str | None) -> Non
 
 
 @pytest.mark.parametrize(
+    ("reply", "transaction"),
+    [
+        ("No ongoing transaction!", None),
+        (
+            "The ongoing transaction is about '/c/b.pem' but you are trying to abort a transaction for"
+            " '/dev/null/tlsops-haproxy-acme-probe'",
+            "/c/b.pem",
+        ),
+    ],
+)
+def test_probed_transaction(reply: str, transaction: str | None) -> None:
+    assert parse.probed_transaction(reply) == transaction
+
+
+@pytest.mark.parametrize(
+    ("reply", "error"),
+    [
+        ("Can't abort!\nOperations on certificates are currently locked!", RuntimeApiBusy),
+        ("Permission denied", RuntimeApiError),
+        ("Unknown command", RuntimeApiError),
+    ],
+)
+def test_probed_transaction_refuses_other_replies(reply: str, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        parse.probed_transaction(reply)
+
+
+@pytest.mark.parametrize(
     ("reply", "numbered", "expected"),
     [
         ("# /c\n/c/a.pem:1\n/c/b.pem:2", True, [("/c/a.pem", 1, ""), ("/c/b.pem", 2, "")]),
