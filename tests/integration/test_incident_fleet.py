@@ -3,18 +3,30 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The rollover and replace playbooks on booted nodes: one 3-node fleet, in order.
 
-pebble's challtestsrv points every name at node 2 or node 3 (FleetLab), never at node
-1, so every validation after the rollover goes through a node other than the first.
-The last tests turn node 3 into a standalone host with a name of its own, whose
-rollover is driven by its own timer job's account.
+1. ``site``, then ``rollover`` of the controller's account: HAProxy's master and worker
+   PIDs unchanged on every node, every node answers a challenge with the new
+   thumbprint, the old key kept as ``<key>.<UTC>.old`` (0600).
+2. ``rollover`` again changes nothing.
+3. A forced ``renew`` orders every certificate with the new key: pebble validates them
+   through nodes 2 and 3 only (its challtestsrv points every name at node 2 or node 3,
+   FleetLab), never through the first node.
+4. The old key was retired: its account is deactivated, so it registers nothing.
+5. ``replace`` without confirmation serves a new serial everywhere and revokes nothing;
+   confirmed, it revokes the old one (pebble: Revoked, reason 1, keyCompromise).
+6. Node 3 becomes a standalone host with a name of its own (``site --limit``); its
+   ``rollover`` moves the account of its timer job's key, and the timer's own service,
+   forced, then renews with the new key, HAProxy's PIDs unchanged.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import ssl
+import subprocess
+import sys
 import typing as t
 import urllib.request
 from pathlib import Path
@@ -75,15 +87,22 @@ def pebble_status(fleet: FleetLab, serial: int) -> dict[str, t.Any]:
 
 
 def account_module(fleet: FleetLab, **args: t.Any) -> dict[str, t.Any]:
-    """acme_account on the controller (ad hoc, localhost)."""
+    """acme_account on the controller (ad hoc, localhost); ``failed`` from the status line."""
     assert fleet.lab is not None and fleet.lab.info is not None
     args = {"directory": fleet.lab.info.acme_directory, "ca_path": fleet.lab.info.acme_ca_path, **args}
-    argv = [str(Path(os.sys.executable).parent / "ansible"), "localhost", "-o", "-m", "tlsops.haproxy_acme.acme_account",
+    argv = [str(Path(sys.executable).parent / "ansible"), "localhost", "-o", "-m", "tlsops.haproxy_acme.acme_account",
             "-a", json.dumps(args)]
-    import subprocess
     proc = subprocess.run(argv, capture_output=True, text=True, env=fleet.env(), timeout=120, check=False)
-    _, _, payload = proc.stdout.partition("=> ")
-    return dict(json.loads(payload))
+    status, _, payload = proc.stdout.partition("=> ")
+    if not payload:
+        raise AssertionError(f"acme_account said nothing useful:\n{proc.stdout}{proc.stderr}")
+    return {**json.loads(payload), "failed": "FAILED!" in status}
+
+
+def node_sh(fleet: FleetLab, node: lab_nodes.Node, script: str) -> str:
+    proc = lab_nodes.node_exec(fleet.state, node.name, ["sh", "-c", script], check=False)
+    assert proc.returncode == 0, f"{script}: rc={proc.returncode}\n{proc.stdout}{proc.stderr}"
+    return str(proc.stdout).strip()
 
 
 def test_site_then_rollover_across_three_nodes(fleet: FleetLab, memo: dict[str, t.Any]) -> None:
@@ -110,6 +129,24 @@ def test_rollover_rerun_changes_nothing(fleet: FleetLab, memo: dict[str, t.Any])
     assert fleet.pids() == memo["pids"]
 
 
+def test_a_forced_renew_is_validated_with_the_new_key_through_nodes_2_and_3(fleet: FleetLab,
+                                                                           memo: dict[str, t.Any]) -> None:
+    requests = [fleet.challenge_requests(n) for n in fleet.nodes]
+    orders = fleet.orders()
+    old = {c["name"]: fleet.tls_serial(fleet.nodes[0], c["name"]) for c in fleet.certs}
+    run = fleet.playbook("renew", "-e", "haproxy_acme_force=true")
+    assert run.rc == 0, explain(run)
+    assert fleet.orders() == orders + len(fleet.certs), "one order per certificate, with the rolled-over account"
+    # pebble reuses no authorization (the lab's PEBBLE_AUTHZREUSE=0): each order was validated
+    # now, against the new thumbprint, and through nodes 2 and 3 only (DNS).
+    first, second, third = (fleet.challenge_requests(n) - before for n, before in zip(fleet.nodes, requests))
+    assert first == 0 and second > 0 and third > 0, (first, second, third)
+    for cert in fleet.certs:
+        serials = {fleet.tls_serial(n, cert["name"]) for n in fleet.nodes}
+        assert len(serials) == 1 and serials != {old[cert["name"]]}, (cert["name"], serials, old)
+    assert fleet.pids() == memo["pids"]
+
+
 def test_the_old_key_registers_no_new_account(fleet: FleetLab, memo: dict[str, t.Any]) -> None:
     # The rollover retired it: its account is deactivated, so no run can use it again.
     old = account_module(fleet, account_key_path=str(memo["kept"]), terms_agreed=True)
@@ -132,3 +169,49 @@ def test_replace_new_serial_everywhere_then_revoked(fleet: FleetLab, memo: dict[
     status = pebble_status(fleet, next(iter(old.values())))
     assert (status["Status"], status["Reason"]) == ("Revoked", 1), status
     assert fleet.pids() == memo["pids"]
+
+
+def test_a_standalone_host_rolls_over_its_timer_jobs_account(fleet: FleetLab, memo: dict[str, t.Any]) -> None:
+    assert fleet.lab is not None
+    solo = fleet.nodes[2]
+    fleet.lab.point_dns(SOLO, solo.address)
+    common = json.loads(fleet.site_vars.read_text())
+    del common["haproxy_acme_account_key_path"]
+    solo_vars = fleet.workdir / "solo-vars.json"
+    solo_vars.write_text(json.dumps({**common, "haproxy_acme_topology": "standalone",
+                                     "haproxy_acme_certificates": [{"name": SOLO, "domains": [SOLO]}]}))
+    limit = ("--limit", solo.name)
+    site = fleet.playbook("site", *limit, vars_file=solo_vars)
+    assert site.rc == 0, explain(site)
+    # The timer's job reads the key the rollover moves.
+    job = json.loads(node_sh(fleet, solo, "cat /etc/haproxy-acme/renew.json"))
+    assert job["account_key_path"] == HOST_KEY, job
+    key = solo.merged / HOST_KEY.lstrip("/")
+    before = account_module(fleet, account_key_path=str(key))
+    assert challenge(fleet, solo) == f"{TOKEN}.{before['thumbprint']}"
+    pids = fleet.pids()[solo.name]
+    serial = fleet.tls_serial(solo, SOLO)
+
+    run = fleet.playbook("rollover", *limit, vars_file=solo_vars)
+    assert run.rc == 0, explain(run)
+    after = account_module(fleet, account_key_path=str(key))
+    assert (after["account_uri"], after["changed"]) == (before["account_uri"], False), (before, after)
+    assert after["thumbprint"] != before["thumbprint"]
+    assert challenge(fleet, solo) == f"{TOKEN}.{after['thumbprint']}"
+    kept = node_sh(fleet, solo, f"stat -c '%a %U:%G %n' {HOST_KEY}.*.old").splitlines()
+    assert len(kept) == 1 and kept[0].startswith("600 acme:acme "), kept
+    assert node_sh(fleet, solo, "systemctl is-active haproxy-acme-renew.timer") == "active"
+    assert fleet.pids()[solo.name] == pids
+
+    # The timer's own service, forced: it orders with the key in place, the new one (the
+    # old one's account is deactivated), and hot-loads the new certificate.
+    node_sh(fleet, solo, "echo 'HAPROXY_ACME_RENEW_ARGS=--force' > /etc/default/haproxy-acme-renew"
+                         " && systemctl start haproxy-acme-renew.service; rc=$?;"
+                         " rm -f /etc/default/haproxy-acme-renew; exit $rc")
+    renewed = fleet.tls_serial(solo, SOLO)
+    assert renewed != serial
+    journal = node_sh(fleet, solo, "journalctl -u haproxy-acme-renew.service --no-pager -o cat")
+    line = next(x for x in reversed(journal.splitlines()) if x.startswith(f"{SOLO}: "))
+    found = re.search(r" serial=([0-9A-Fa-f:]+)", line)
+    assert found and int(found.group(1).replace(":", ""), 16) == renewed, line
+    assert fleet.pids()[solo.name] == pids, "HAProxy was reloaded or restarted"
