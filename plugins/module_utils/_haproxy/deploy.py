@@ -83,6 +83,7 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._time import i
 WRITE_THREADS = 8
 MAX_PASSES = 3  # pushes to one socket whose process changed under us, before giving up
 _RANK = {UNCHANGED: 0, REMOVED: 1, UPDATED: 2, CREATED: 3, FAILED: 4}
+_CERT_END = b"-----END CERTIFICATE-----"
 
 
 @dataclass
@@ -325,7 +326,7 @@ def _prefer_disk(entry: Entry, options: Options) -> None:
     if data is None:
         return
     try:
-        info = parse_bundle(data, require_key=False).info()
+        info = parse_bundle(_leaf_only(data), require_key=False).info()
     except HaproxyAcmeError:
         return
     copy = Copy(f"on disk at {request.path}", info.serial, info.not_before, info.not_after, info.domains)
@@ -337,6 +338,13 @@ def _prefer_disk(entry: Entry, options: Options) -> None:
         return
     entry.note = f"{describe(copy)}: deployed it instead of the one offered (serial {desired.info.serial})"
     entry.desired = on_disk
+
+
+def _leaf_only(data: bytes) -> bytes:
+    """The first certificate block of a bundle: all the age comparison reads, without
+    parsing the chain and the key of every file on disk again."""
+    end = data.find(_CERT_END)
+    return data[: end + len(_CERT_END)] if end >= 0 else data
 
 
 def _quiet_read(path: str) -> bytes | None:
