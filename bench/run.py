@@ -66,6 +66,7 @@ OURS, MODULE, FLOOR = "this collection", "module process", "floor (bench/floor.p
 class Figure:
     runs: list[float] = field(default_factory=list)
     error: str | None = None
+    projected: float | None = None  # not run: this many seconds projected from the smaller batches
 
     @property
     def median(self) -> float | None:
@@ -208,9 +209,17 @@ def names(tool: str, size: int, index: int) -> list[str]:
     return [f"{slug}-{size}-{index}-{i:02d}.bench.example" for i in range(size)]
 
 
-def measure_issuance(tools: dict[str, t.Any], sizes: t.Sequence[int], runs: int, once_over: float,
-                     log: t.Callable[[str], None]) -> tuple[dict[tuple[str, int], Figure], set[tuple[str, int]]]:
-    """Medians per (tool, size); runs interleaved, so that each tool sees the same load."""
+Progress = t.Callable[[dict[tuple[str, int], Figure], set[tuple[str, int]]], None]
+
+
+def measure_issuance(tools: dict[str, t.Any], sizes: t.Sequence[int], args: argparse.Namespace,
+                     log: t.Callable[[str], None],
+                     progress: Progress) -> tuple[dict[tuple[str, int], Figure], set[tuple[str, int]]]:
+    """Medians per (tool, size); runs interleaved, so that each tool sees the same load.
+
+    A tool projected (linearly, from its smaller batches) slower than ``--once-over`` runs
+    a batch once; slower than ``--skip-over``, not at all (the report says so)."""
+    runs = args.runs
     figures = {(tool, size): Figure() for tool in tools for size in sizes}
     once: set[tuple[str, int]] = set()
     for size in sizes:
@@ -218,9 +227,12 @@ def measure_issuance(tools: dict[str, t.Any], sizes: t.Sequence[int], runs: int,
         for tool in tools:
             known = [(s, f.median) for (name, s), f in figures.items() if name == tool and f.median]
             projected = max((m / s * size for s, m in known), default=0.0)
-            planned[tool] = 1 if runs > 1 and projected > once_over else runs
+            planned[tool] = 1 if runs > 1 and projected > args.once_over else runs
             if planned[tool] < runs:
                 once.add((tool, size))
+            if projected > args.skip_over:
+                planned[tool] = 0
+                figures[(tool, size)].projected = projected
         for index in range(max(planned.values())):
             for tool, peer in tools.items():
                 figure = figures[(tool, size)]
@@ -232,6 +244,7 @@ def measure_issuance(tools: dict[str, t.Any], sizes: t.Sequence[int], runs: int,
                 except (RuntimeError, subprocess.TimeoutExpired, SystemExit) as exc:
                     figure.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                     log(f"  {tool:<22} {size:3d} certificates: FAILED: {exc}")
+        progress(figures, once)
     return figures, once
 
 
@@ -247,6 +260,8 @@ def cell(figure: Figure | None, reference: float | None, mark: str = "") -> str:
         return "-"
     if figure.error:
         return f"failed ({figure.error[:60]})"
+    if figure.projected:
+        return f"not run (~{figure.projected:.0f} s projected)"
     value = figure.median
     if value is None:
         return "-"
@@ -303,7 +318,9 @@ class Results:
 
 
 def issuance(args: argparse.Namespace, installed: dict[str, str], skipped: dict[str, str], work: Path,
-             log: t.Callable[[str], None]) -> tuple[list[str], dict[tuple[str, int], Figure], set[tuple[str, int]]]:
+             log: t.Callable[[str], None], *,
+             progress: t.Callable[[list[str]], Progress]) -> tuple[list[str], dict[tuple[str, int], Figure],
+                                                                     set[tuple[str, int]]]:
     sizes = [int(s) for s in args.sizes.split(",") if s]
     port = free_port()
     with Lab(work / "ours-lab") as ours_lab, Lab(work / "peers-lab", haproxy=False, validation_port=port) as peer_lab:
@@ -314,20 +331,16 @@ def issuance(args: argparse.Namespace, installed: dict[str, str], skipped: dict[
             module = PEERS[name]
             tools[name] = (module.Peer(target, work, peer_lab.lab_account_key_path) if module is crypto
                            else module.Peer(target, work))
-        try:
-            for name, tool in list(tools.items()):
-                try:
-                    tool.warm()
-                except (RuntimeError, SystemExit) as exc:
-                    skipped[name] = f"its first (untimed) certificate failed: {str(exc).splitlines()[0]}"
-                    installed.pop(name, None)
-                    tools.pop(name)
-            log(f"issuance ({', '.join(tools)}), load {os.getloadavg()[0]:.2f}:")
-            issued, once = measure_issuance(tools, sizes, args.runs, args.once_over, log)
-        finally:
-            for tool in tools.values():
-                if hasattr(tool, "close"):
-                    tool.close()
+        for name, tool in list(tools.items()):
+            try:
+                tool.warm()
+            except (RuntimeError, SystemExit) as exc:
+                skipped[name] = f"its first (untimed) certificate failed: {str(exc).splitlines()[-1]}"
+                log(f"{name}: skipped: {skipped[name]}")
+                installed.pop(name, None)
+                tools.pop(name)
+        log(f"issuance ({', '.join(tools)}), load {os.getloadavg()[0]:.2f}:")
+        issued, once = measure_issuance(tools, sizes, args, log, progress(list(tools)))
     return list(tools), issued, once
 
 
@@ -336,7 +349,7 @@ def others(args: argparse.Namespace, log: t.Callable[[str], None]) -> list[tuple
     scale = [sys.executable, str(BENCH / "scale.py"), *(["--counts", "5"] if args.smoke else [])]
     extra = [("bench/scale" + (" --counts 5" if args.smoke else ""), scale)]
     if args.all:
-        extra += [("bench/faults --quick", [str(BENCH / "faults"), "--quick"]), ("bench/fleet", [str(BENCH / "fleet")])]
+        extra += [("bench/faults --quick", [str(BENCH / "faults"), "--quick"]), ("bench/fleet", [str(BENCH / "fleet"), "--name", f"bench-run-{os.getpid()}"])]
     outputs = []
     for title, argv in extra:
         log(f"{title}, load {os.getloadavg()[0]:.2f} ...")
@@ -362,6 +375,8 @@ def issuance_table(args: argparse.Namespace, results: Results) -> list[str]:
     if results.once:
         lines.append(f"(1 run): projected over {args.once_over:.0f} s from the smaller batches, so run once, "
                      "not the median of several.")
+    if any(f.projected for f in results.issued.values()):
+        lines.append(f"not run: projected over {args.skip_over:.0f} s (linearly, from the smaller batches).")
     return lines
 
 
@@ -403,6 +418,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs per figure; the median is reported")
     parser.add_argument("--once-over", type=float, default=90.0,
                         help="a tool projected slower than this many seconds for a size runs it once")
+    parser.add_argument("--skip-over", type=float, default=900.0,
+                        help="a tool projected slower than this many seconds for a size does not run it")
     parser.add_argument("--peers", default=",".join(PEERS), help="which peers (default: all)")
     parser.add_argument("--smoke", action="store_true", help="1 certificate, 1 run, the floor and lego, deploy of 5, curves for 5")
     parser.add_argument("--all", action="store_true", help="also bench/faults --quick and bench/fleet (nodes)")
@@ -418,15 +435,25 @@ def main() -> int:
         print(text, flush=True)
 
     installed, skipped = install([p for p in args.peers.split(",") if p], log)
+    path = out / "report.md"
     try:
-        tools, issued, once = issuance(args, installed, skipped, work, log)
         log(f"deploy of {args.deploy}, load {os.getloadavg()[0]:.2f}:")
-        results = Results(tools, issued, once, measure_deploys(work, args.deploy, args.runs), others(args, log))
+        results = Results([], {}, set(), measure_deploys(work, args.deploy, args.runs), [])
+
+        def progress(tools: list[str]) -> Progress:
+            def write(issued: dict[tuple[str, int], Figure], once: set[tuple[str, int]]) -> None:
+                results.tools, results.issued, results.once = tools, issued, once
+                report = write_report(args, results, installed, skipped, load=(load_before, os.getloadavg()),
+                                      elapsed=time.perf_counter() - started)
+                path.write_text("\n".join(report) + "\n")
+            return write
+
+        results.tools, results.issued, results.once = issuance(args, installed, skipped, work, log, progress=progress)
+        results.outputs = others(args, log)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report = write_report(args, results, installed, skipped, load=(load_before, os.getloadavg()),
                           elapsed=time.perf_counter() - started)
-    path = out / "report.md"
     path.write_text("\n".join(report) + "\n")
     log("")
     log(path.read_text())

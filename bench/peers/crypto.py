@@ -6,15 +6,18 @@
 One ansible-playbook run per batch, the classic two steps of the module's documentation:
 a key and a CSR per certificate, ``acme_certificate`` to get the challenges, the HTTP-01
 files written into a web root, ``acme_certificate`` again with ``data`` to finish. A small
-HTTP server (Python's ``http.server``) serves the web root on the validator's port, as a web
-server already running would.
+HTTP server (Python's ``http.server``) serves the web root on the validator's port, started
+before the clock as a web server already running would be.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import subprocess
 import sys
+import time
 import typing as t
 from pathlib import Path
 
@@ -79,7 +82,7 @@ def install() -> str:
     if core.returncode != 0:
         raise Unavailable(f"ansible-playbook --version failed: {core.stderr.strip()}")
     return (f"community.crypto {_collection_version(playbook)} ({REQUIREMENT.replace('==', ' ')}, "
-            f"{core.stdout.splitlines()[0].replace('ansible-playbook ', 'ansible-')})")
+            f"{core.stdout.splitlines()[0].replace('ansible-playbook [core ', 'ansible-core ').rstrip(']')})")
 
 
 class Peer:
@@ -98,13 +101,29 @@ class Peer:
                     "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false", "ANSIBLE_NOCOLOR": "1",
                     # the venv's own collections only, not the ones this project's Makefile points at
                     "ANSIBLE_COLLECTIONS_PATH": str(self.home / "collections")}
-        self.server = subprocess.Popen(
-            [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(self.webroot),
-             str(target.http_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.port = target.http_port
 
-    def close(self) -> None:
-        self.server.terminate()
-        self.server.wait(timeout=10)
+    @contextlib.contextmanager
+    def web_server(self) -> t.Iterator[None]:
+        """The web root served on the validator's port, started before the clock (the other peers take the
+        port with their own servers in between)."""
+        server = subprocess.Popen(
+            [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(self.webroot),
+             str(self.port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline or server.poll() is not None:
+                        raise RuntimeError(f"http.server did not listen on port {self.port}") from None
+                    time.sleep(0.02)
+            yield
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
 
     def warm(self) -> None:
         self.issue(["warm-crypto.bench.example"])
@@ -112,5 +131,6 @@ class Peer:
     def issue(self, names: t.Sequence[str]) -> float:
         extra = self.home / "vars.json"
         extra.write_text(json.dumps({**self.vars, "names": list(names)}))
-        return run([str(self.playbook), "-i", "localhost,", "-c", "local", "-e", f"@{extra}", str(self.play)],
-                   env=self.env)
+        with self.web_server():
+            return run([str(self.playbook), "-i", "localhost,", "-c", "local", "-e", f"@{extra}", str(self.play)],
+                       env=self.env)
