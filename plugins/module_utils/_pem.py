@@ -160,13 +160,23 @@ def load_certificates(data: bytes) -> list[x509.Certificate]:
         raise PemError("no PEM certificate found")
     certs = []
     for index, block in enumerate(blocks):
-        try:
-            cert = x509.load_pem_x509_certificate(block)
-            _facts(cert)  # cryptography parses names and extensions on first use: a bad one fails here, not later
-        except _UNREADABLE as exc:
-            raise PemError(f"certificate #{index + 1} of the bundle cannot be parsed: {_why(exc)}") from exc
+        cert = _CHAIN_SEEN.get(block)
+        if cert is None:
+            try:
+                cert = x509.load_pem_x509_certificate(block)
+                _facts(cert)  # cryptography parses names and extensions on first use: a bad one fails here, not later
+            except _UNREADABLE as exc:
+                raise PemError(f"certificate #{index + 1} of the bundle cannot be parsed: {_why(exc)}") from exc
+            if index > 0 and len(_CHAIN_SEEN) < _CHAIN_SEEN_MAX:
+                _CHAIN_SEEN[block] = cert
         certs.append(cert)
     return certs
+
+
+# Chain certificates already parsed and checked, by their PEM block: the thousands of bundles
+# of one run mostly repeat one or two intermediates. Leaves are never kept.
+_CHAIN_SEEN: dict[bytes, t.Any] = {}
+_CHAIN_SEEN_MAX = 64
 
 
 def serial_hex(serial: int) -> str:
@@ -291,6 +301,7 @@ class Bundle:
 
     certificates: list[x509.Certificate]
     key: PrivateKey | None = field(default=None, repr=False)
+    _info: CertInfo | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def leaf(self) -> x509.Certificate:
@@ -301,7 +312,10 @@ class Bundle:
         return self.certificates[1:]
 
     def info(self) -> CertInfo:
-        return cert_info(self.leaf)
+        """The leaf's facts, read once (a deploy asks for them several times per bundle)."""
+        if self._info is None:
+            self._info = cert_info(self.leaf)
+        return self._info
 
 
 def parse_bundle(data: bytes, require_key: bool = True) -> Bundle:
