@@ -21,7 +21,9 @@ author:
 positional: names, cert_dir, compromised
 options:
   _input:
-    description: The nodes, as P(tlsops.haproxy_acme.fleet_nodes#filter) returns them (with O(tlsops.haproxy_acme.fleet_nodes#filter:certificates) and O(tlsops.haproxy_acme.fleet_nodes#filter:served)).
+    description:
+      - The nodes, as P(tlsops.haproxy_acme.fleet_nodes#filter) returns them (with
+        O(tlsops.haproxy_acme.fleet_nodes#filter:certificates) and O(tlsops.haproxy_acme.fleet_nodes#filter:served)).
     type: list
     elements: dict
     required: true

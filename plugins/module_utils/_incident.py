@@ -74,8 +74,8 @@ def plan(fleet: t.Sequence[Node], names: t.Sequence[str], cert_dir: str,
         states = {m["name"]: _state(m, path, old) for m in askers}
         for host, (state, serial) in states.items():
             report.setdefault(host, {})[name] = {"state": state, "serial": serial}
-        holders = [h for h, (state, _) in states.items() if state == OLD]
-        fresh = [h for h, (state, _) in states.items() if state == NEW]
+        holders = [h for h, (state, _serial) in states.items() if state == OLD]
+        fresh = [h for h, (state, _serial) in states.items() if state == NEW]
         new_serials = {states[h][1] for h in fresh}
         reasons = [f"{host} {_WHY[state]}{serial or ''}" for host, (state, serial) in states.items() if state != NEW]
         if len(new_serials) > 1:
@@ -90,7 +90,7 @@ def plan(fleet: t.Sequence[Node], names: t.Sequence[str], cert_dir: str,
             "compromised": old,
             "keep_from": holders[0] if holders else None,
             "seed": fresh[0] if fresh and old is not None else None,
-            "force": old is not None and not fresh and any(state != DOWN for state, _ in states.values()),
+            "force": old is not None and not fresh and any(state != DOWN for state, _serial in states.values()),
             "new_serial": new_serials.pop() if len(new_serials) == 1 else None,
             "blocking": why_not,
         })

@@ -129,8 +129,8 @@ def test_rollover_rerun_changes_nothing(fleet: FleetLab, memo: dict[str, t.Any])
     assert fleet.pids() == memo["pids"]
 
 
-def test_a_forced_renew_is_validated_with_the_new_key_through_nodes_2_and_3(fleet: FleetLab,
-                                                                           memo: dict[str, t.Any]) -> None:
+def test_a_forced_renew_is_validated_with_the_new_key_through_nodes_2_and_3(
+        fleet: FleetLab, memo: dict[str, t.Any]) -> None:
     requests = [fleet.challenge_requests(n) for n in fleet.nodes]
     orders = fleet.orders()
     old = {c["name"]: fleet.tls_serial(fleet.nodes[0], c["name"]) for c in fleet.certs}
