@@ -87,11 +87,20 @@ def api_on(verb: str, nth: int, action: t.Callable[[RuntimeApi], None]) -> type[
     class Api(RuntimeApi):
         def run(self, command: cmd.Command) -> str:
             reply = super().run(command)
+            self._seen(command, reply)
+            return reply
+
+        def run_many(self, commands: t.Sequence[cmd.Command], window: int = 32) -> list[str]:
+            replies = super().run_many(commands, window)  # a commit is sent with its read-back
+            for command, reply in zip(commands, replies):
+                self._seen(command, reply)
+            return replies
+
+        def _seen(self, command: cmd.Command, reply: str) -> None:
             if command.verb == verb and ("Success!" in reply or reply.startswith("Transaction created")):
                 count[0] += 1
                 if count[0] == nth:
                     action(self)
-            return reply
 
     return Api
 

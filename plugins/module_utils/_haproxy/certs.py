@@ -74,6 +74,7 @@ PRESENT = "present"
 ABSENT = "absent"
 CREATED, UPDATED, UNCHANGED, REMOVED, FAILED = "created", "updated", "unchanged", "removed", "failed"
 CLEANUP_WAIT = 5.0
+_LOCKED = "Operations on certificates are currently locked!"
 POLL = 0.05
 RECONNECT_POLL = 0.1
 
@@ -404,14 +405,15 @@ class CertSession:
             if not same_leaf(want.leaf, pending):
                 return "another client's payload replaced ours in the open transaction"
         try:
-            self._run(cmd.commit_cert(want.path), want.path)
+            reply, shown = self._with_show(cmd.commit_cert(want.path), want.path)
+            raise_for_reply("commit ssl cert", reply, want.path)
         except RuntimeApiError as exc:
             if "No ongoing transaction" not in exc.msg and "transaction" not in exc.context:
                 raise
             self._open = None  # gone: never abort what may now be someone else's
             return f"our transaction was taken away before the commit ({exc})"
         self._open = None
-        committed = self.show(want.path)
+        committed = self._cert_from(shown, want.path) if shown is not None else self.show(want.path)
         if committed is None or not same_leaf(want.leaf, committed):
             return "HAProxy committed another client's payload under this name"
         self._confirmed = committed
@@ -464,8 +466,9 @@ class CertSession:
 
     def _add(self, want: Desired) -> None:
         """``add ssl crt-list``; another client that attached it first is no failure (verify reads it back)."""
-        reply = self._run(cmd.add_crt_list(want.target_list, want.path), want.path, check=False)
-        self._confirmed = None  # its status changes: read it again
+        reply, shown = self._with_show(cmd.add_crt_list(want.target_list, want.path), want.path)
+        # Its status changes: verify() reads the show sent with it, or reads it again.
+        self._confirmed = self._cert_from(shown, want.path) if shown is not None else None
         if "already exists" in reply:  # 2.6: "file already exists in this directory!"
             return
         raise_for_reply("add ssl crt-list", reply, want.path)
@@ -558,12 +561,24 @@ class CertSession:
         except HaproxyAcmeError as exc:
             self.warnings.append(f"could not send '{command.line}' to clean up: {exc}; send it by hand")
 
+    def _with_show(self, command: cmd.Command, name: str) -> tuple[str, str | None]:
+        """``command`` and ``show ssl cert <name>`` in one round trip: (its reply, the show's reply).
+
+        HAProxy runs them in order, so the show reads what the command left. When the
+        certificate lock made the command wait, it is sent again alone (as ``_run`` does)
+        and the show is None: read it afresh.
+        """
+        reply, shown = self.api.run_many([command, cmd.show_cert(name)])
+        if _LOCKED in reply:
+            return self._run(command, name, check=False), None
+        return reply, shown
+
     def _run(self, command: cmd.Command, name: str | None, check: bool = True, deadline: float | None = None) -> str:
         """Run a command, retrying while HAProxy reports its certificate lock held."""
         deadline = self._clock() + self.wait if deadline is None else deadline
         while True:
             reply = self.api.run(command)
-            locked = "Operations on certificates are currently locked!" in reply
+            locked = _LOCKED in reply
             if locked and self._clock() < deadline:
                 self._sleep(POLL)
                 continue

@@ -420,8 +420,9 @@ def test_verify_requires_used(fake: FakeHaproxy, clock: Clock) -> None:
     s = session(fake, clock)
     want = certs.desired_present(A, PEM_A)
     [(current, listed)] = s.observe([want])
+    # 'add ssl crt-list' answers Success but leaves it in no list: the read-back sent with it sees Unused
+    fake.state.after["add ssl crt-list"] = lambda state: state.lists[DIR].remove(A)
     s.apply(want, decide(want, current, listed))
-    fake.state.lists[DIR].remove(A)
     with pytest.raises(RuntimeApiVerifyError, match="Status Unused"):
         s.verify(want)
 
