@@ -1,13 +1,15 @@
 # Copyright (c) tlsops.haproxy_acme contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Cost curves; run it as ``bench/scale [--counts 10,100,1000]``.
+"""Cost curves; run it as ``bench/scale [--counts 10,100,1000,10000]``.
 
 For each count of certificates, on a fresh HAProxy (``crt <dir>/``, admin stats socket),
 the wall time and the peak memory (maximum RSS, from ``wait4``) of the module's own
 process, started as Ansible starts it (``python -m <module> <args file>``):
 
-* deploy of that many new certificates (``haproxy_runtime_cert``, files written);
+* deploy of that many new certificates (``haproxy_runtime_cert``, files written, the
+  bundles by path from a staging directory: inline ``pem_content`` costs N^2 in
+  Ansible's no_log filter, bench/deploy and docs/large-hosts.md);
 * ``haproxy_runtime_cert_info`` over everything loaded;
 * the renewal decision with nothing due (``acme_stateless_order`` over the valid bundles
   the deploy wrote, ``use_ari: false``; its directory is a closed port, so any CA
@@ -43,6 +45,7 @@ sys.path[:0] = [str(BENCH), str(ROOT / "build" / "collections"), str(ROOT)]
 
 import deploy  # noqa: E402  (bench/deploy.py: a throw-away HAProxy, the bare commands, test bundles)
 
+from tests.integration.scale_bundles import bundles as scale_bundles  # noqa: E402
 from tests.lab.lab import free_port  # noqa: E402
 
 MODULES = "ansible_collections.tlsops.haproxy_acme.plugins.modules"
@@ -113,8 +116,12 @@ def measure(count: int, work: Path) -> dict[str, tuple[Cost, float]]:
     names = [f"s{i:05d}" for i in range(count)]
     domains = {n: [f"{n}.bench.example"] for n in names}
     paths = [str(ha.certs / f"{n}.pem") for n in names]
-    bundles = [deploy.bundle(domains[n]) for n in names]
-    floor_bundles = [deploy.bundle([f"f{n}.bench.example"]) for n in names]
+    bundles = scale_bundles([domains[n][0] for n in names])
+    floor_bundles = scale_bundles([f"f{n}.bench.example" for n in names])
+    staging = work / "staging"
+    staging.mkdir()
+    for name, pem in zip(names, bundles):
+        (staging / f"{name}.pem").write_bytes(pem)
     key = work / "account.key"
     key.write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
@@ -124,7 +131,7 @@ def measure(count: int, work: Path) -> dict[str, tuple[Cost, float]]:
         floor = deploy.raw_floor(ha.socket, [str(ha.certs / f"floor-{n}.pem") for n in names], floor_bundles,
                                  str(ha.certs))
         cost, result = module("haproxy_runtime_cert", {"socket": ha.socket, "certificates": [
-            {"path": p, "pem_content": b.decode()} for p, b in zip(paths, bundles)]}, work)
+            {"path": p, "pem_src": str(staging / f"{n}.pem")} for p, n in zip(paths, names)]}, work)
         rows["deploy of new certificates"] = (cost._replace(note=actions(result["certificates"])), floor)
 
         listing = info_floor(ha.socket, paths + [str(ha.certs / f"floor-{n}.pem") for n in names])
