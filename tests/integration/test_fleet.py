@@ -24,18 +24,22 @@ Ten certificates served by all three nodes. The tests run in order, one scenario
    report shows both; ``renew`` brings both to the newest copy without an order.
 7. One order fails (its name resolves to no node): the other certificates still reach
    every node, and the run fails naming the one that did not.
+8. Two forced ``renew`` runs started at the same time: both end with rc 0, every node
+   serves the same serial per name, the newer of the two issued, and no PID changed.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
+import re
 import shutil
 import typing as t
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.fleet_harness import CERT_DIR, FleetLab, Run, served_serials
 from tests.lab.nodes import nodes as lab_nodes
@@ -118,12 +122,6 @@ def test_nodes_run_no_renewal_job_and_need_no_acme_user(fleet: FleetLab) -> None
         assert not (node.merged / "usr/local/sbin/haproxy-acme-renew").exists()
 
 
-def metrics(path: Path) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
-    """The run's metrics file on the controller (haproxy_acme_metrics_path), read by Prometheus' own parser."""
-    return {f.name: {tuple(sorted(s.labels.items())): s.value for s in f.samples}
-            for f in text_string_to_metric_families(path.read_text())}
-
-
 def assert_no_key_material(run: Run) -> None:
     """Bundles travel node -> controller -> nodes; not a byte of a key may reach the output."""
     assert "PRIVATE KEY" not in run.output, "key material in ansible-playbook's output"
@@ -132,14 +130,9 @@ def assert_no_key_material(run: Run) -> None:
 def test_second_run_orders_nothing_and_changes_nothing(fleet: FleetLab, memo: dict[str, t.Any]) -> None:
     pids = fleet.pids()
     # -vvv shows every module's arguments and results: the fetched bundles must stay hidden.
-    prom = fleet.workdir / "haproxy_acme.prom"
-    run = fleet.playbook("renew", "-vvv", "-e", f"haproxy_acme_metrics_path={prom}")
+    run = fleet.playbook("renew", "-vvv")
     assert run.rc == 0, explain(run)
     assert_no_key_material(run)
-    found = metrics(prom)  # written, yet no change (changed=0 below)
-    assert found["haproxy_acme_renewal_run_success"] == {(("topology", "fleet"),): 1.0}
-    assert set(found["haproxy_acme_certificate_in_sync"].values()) == {1.0}
-    assert len(found["haproxy_acme_certificate_in_sync"]) == CERTS * len(fleet.nodes)
     assert fleet.orders() == CERTS
     assert set(run.changed().values()) == {0}, explain(run)
     assert run.summary is not None and run.summary["orders"] == 0 and run.summary["updated"] == {}
@@ -153,17 +146,9 @@ def test_a_stopped_node_is_named_and_the_others_are_renewed(fleet: FleetLab, mem
     lab_nodes.stop_node(fleet.state, first.name)
     pids = {n.name: (fleet.main_pid(n), fleet.worker_pid(n)) for n in others}
     report = fleet.workdir / "report-stopped"
-    prom = fleet.workdir / "haproxy_acme.prom"
     run = fleet.playbook("renew", "-vvv", "-e", "haproxy_acme_force=true", "-e", "haproxy_acme_report=true",
-                         "-e", f"haproxy_acme_report_dir={report}", "-e", f"haproxy_acme_metrics_path={prom}")
+                         "-e", f"haproxy_acme_report_dir={report}")
     assert run.rc == 4, explain(run)  # ansible-playbook's code for "a host was unreachable"
-    found = metrics(prom)
-    assert found["haproxy_acme_renewal_run_success"] == {(("topology", "fleet"),): 0.0}
-    assert found["haproxy_acme_node_answered"] == {(("node", n.name),): float(n is not first) for n in fleet.nodes}
-    assert {dict(k)["name"] for k, v in found["haproxy_acme_certificate_last_result"].items()
-            if dict(k)["result"] == "renewed" and v == 1} == set(names(fleet))
-    expiry = found["haproxy_acme_certificate_not_after_timestamp_seconds"]
-    assert {dict(k)["node"] for k in expiry} == {n.name for n in others} and len(expiry) == CERTS * len(others)
     assert_no_key_material(run)  # new bundles pushed as pem_content
     assert run.recap[first.name]["unreachable"] == 1, explain(run)
     assert run.summary is not None and run.summary["not_answering"] == [first.name], explain(run)
@@ -202,6 +187,10 @@ def test_drift_is_reported_and_repaired_without_an_order(fleet: FleetLab, memo: 
     # Node 1 (the host run_once tasks run for) serves an older copy of one certificate,
     # node 3 lacks another one entirely.
     (first.merged / "root/old.pem").write_text(memo["old_c01"])
+    # The module never replaces a newer certificate with an older one: go back by removing it first.
+    gone = fleet.module(first.name, "tlsops.haproxy_acme.haproxy_runtime_cert",
+                        {"path": f"{CERT_DIR}/{older}.pem", "state": "absent"})
+    assert gone["changed"], gone
     pushed = fleet.module(first.name, "tlsops.haproxy_acme.haproxy_runtime_cert",
                           {"path": f"{CERT_DIR}/{older}.pem", "pem_src": "/root/old.pem", "group": "haproxy"})
     assert pushed["changed"], pushed
@@ -253,3 +242,59 @@ def test_a_failed_order_does_not_hold_back_the_others(fleet: FleetLab, memo: dic
     serials = assert_same_serial_everywhere(fleet)
     assert serials[broken] == memo["serials"][broken]
     assert all(serials[c] != memo["serials"][c] for c in serials if c != broken)
+
+
+def issued(run: Run) -> dict[str, dict[str, t.Any]]:
+    """The order task's result per certificate (``-v`` prints it): {name: {serial, not_before, not_after, ...}}."""
+    found = re.search(r"^TASK \[(?:[\w.]+ : )?Issue or renew what is due", run.output, re.M)
+    assert found is not None, run.tail()
+    lines = run.output[found.start():].splitlines()[1:]
+    lines = lines[:next((i for i, line in enumerate(lines) if line.startswith("TASK [")), len(lines))]
+    start = next(i for i, line in enumerate(lines) if re.match(r"^(ok|changed): \[.*\] => \{", line))
+    head = lines[start].split(" => ", 1)[1]
+    if head == "{":  # indented over several lines
+        end = next(i for i in range(start, len(lines)) if lines[i] == "}")
+        head = "\n".join(["{", *lines[start + 1:end], "}"])
+    return {c["name"]: c for c in json.loads(head)["certificates"]}
+
+
+def newest(*copies: dict[str, t.Any]) -> int:
+    """The serial of the newest copy as haproxy_runtime_cert orders them: notBefore, notAfter, serial."""
+    def age(c: dict[str, t.Any]) -> tuple[dt.datetime, dt.datetime, int]:
+        return (dt.datetime.fromisoformat(c["not_before"].replace("Z", "+00:00")),
+                dt.datetime.fromisoformat(c["not_after"].replace("Z", "+00:00")), int(c["serial"].replace(":", ""), 16))
+    return age(max(copies, key=age))[2]
+
+
+def test_two_renews_at_once_end_on_the_newest_certificate(fleet: FleetLab, memo: dict[str, t.Any]) -> None:
+    """Two forced runs order every certificate twice, their pushes interleave; every node ends on the newer one."""
+    broken = names(fleet)[2]
+    fleet.repoint_dns(broken, fleet.nodes[1].address)  # the last test sent it nowhere; index 2 -> node 2
+    pids = fleet.pids()
+    before = fleet.orders()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        jobs = [pool.submit(fleet.playbook, "renew", "-v", "-e", "haproxy_acme_force=true") for _ in range(2)]
+        runs = [job.result() for job in jobs]
+    for run in runs:
+        assert run.rc == 0, explain(run)
+        assert_no_key_material(run)
+        assert run.summary is not None and run.summary["orders"] == CERTS, explain(run)
+    assert fleet.orders() == before + 2 * CERTS
+    first, second = (issued(run) for run in runs)
+    assert all(int(first[c]["serial"], 16) != int(second[c]["serial"], 16) for c in names(fleet))
+    serials = assert_same_serial_everywhere(fleet)
+    assert serials == {c: newest(first[c], second[c]) for c in names(fleet)}, (serials, first, second)
+    assert fleet.pids() == pids
+    # The push that comes last with the older copy keeps what the node serves, on disk too.
+    node, cert = fleet.nodes[0], names(fleet)[0]
+    on_disk = fleet.disk_bundle(node, cert)
+    (node.merged / "root/older.pem").write_text(memo["old_c01"])
+    kept = fleet.module(node.name, "tlsops.haproxy_acme.haproxy_runtime_cert",
+                        {"path": f"{CERT_DIR}/{cert}.pem", "pem_src": "/root/older.pem", "group": "haproxy"})
+    assert not kept["changed"] and kept["action"] == "unchanged", kept
+    assert "is already served on /run/haproxy/admin.sock; kept" in kept["reason"], kept["reason"]
+    assert fleet.disk_bundle(node, cert) == on_disk and fleet.tls_serial(node, cert) == serials[cert]
+    # One more run changes nothing: the nodes agree, and nothing older is pushed over what they serve.
+    run = fleet.playbook("renew")
+    assert run.rc == 0 and set(run.changed().values()) == {0}, explain(run)
+    assert assert_same_serial_everywhere(fleet) == serials
