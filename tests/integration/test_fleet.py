@@ -40,6 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.fleet_harness import CERT_DIR, FleetLab, Run, served_serials
 from tests.lab.nodes import nodes as lab_nodes
@@ -122,6 +123,12 @@ def test_nodes_run_no_renewal_job_and_need_no_acme_user(fleet: FleetLab) -> None
         assert not (node.merged / "usr/local/sbin/haproxy-acme-renew").exists()
 
 
+def metrics(path: Path) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    """The run's metrics file on the controller (haproxy_acme_metrics_path), read by Prometheus' own parser."""
+    return {f.name: {tuple(sorted(s.labels.items())): s.value for s in f.samples}
+            for f in text_string_to_metric_families(path.read_text())}
+
+
 def assert_no_key_material(run: Run) -> None:
     """Bundles travel node -> controller -> nodes; not a byte of a key may reach the output."""
     assert "PRIVATE KEY" not in run.output, "key material in ansible-playbook's output"
@@ -130,9 +137,14 @@ def assert_no_key_material(run: Run) -> None:
 def test_second_run_orders_nothing_and_changes_nothing(fleet: FleetLab, memo: dict[str, t.Any]) -> None:
     pids = fleet.pids()
     # -vvv shows every module's arguments and results: the fetched bundles must stay hidden.
-    run = fleet.playbook("renew", "-vvv")
+    prom = fleet.workdir / "haproxy_acme.prom"
+    run = fleet.playbook("renew", "-vvv", "-e", f"haproxy_acme_metrics_path={prom}")
     assert run.rc == 0, explain(run)
     assert_no_key_material(run)
+    found = metrics(prom)  # written, yet no change (changed=0 below)
+    assert found["haproxy_acme_renewal_run_success"] == {(("topology", "fleet"),): 1.0}
+    assert set(found["haproxy_acme_certificate_in_sync"].values()) == {1.0}
+    assert len(found["haproxy_acme_certificate_in_sync"]) == CERTS * len(fleet.nodes)
     assert fleet.orders() == CERTS
     assert set(run.changed().values()) == {0}, explain(run)
     assert run.summary is not None and run.summary["orders"] == 0 and run.summary["updated"] == {}
@@ -146,9 +158,17 @@ def test_a_stopped_node_is_named_and_the_others_are_renewed(fleet: FleetLab, mem
     lab_nodes.stop_node(fleet.state, first.name)
     pids = {n.name: (fleet.main_pid(n), fleet.worker_pid(n)) for n in others}
     report = fleet.workdir / "report-stopped"
+    prom = fleet.workdir / "haproxy_acme.prom"
     run = fleet.playbook("renew", "-vvv", "-e", "haproxy_acme_force=true", "-e", "haproxy_acme_report=true",
-                         "-e", f"haproxy_acme_report_dir={report}")
+                         "-e", f"haproxy_acme_report_dir={report}", "-e", f"haproxy_acme_metrics_path={prom}")
     assert run.rc == 4, explain(run)  # ansible-playbook's code for "a host was unreachable"
+    found = metrics(prom)
+    assert found["haproxy_acme_renewal_run_success"] == {(("topology", "fleet"),): 0.0}
+    assert found["haproxy_acme_node_answered"] == {(("node", n.name),): float(n is not first) for n in fleet.nodes}
+    assert {dict(k)["name"] for k, v in found["haproxy_acme_certificate_last_result"].items()
+            if dict(k)["result"] == "renewed" and v == 1} == set(names(fleet))
+    expiry = found["haproxy_acme_certificate_not_after_timestamp_seconds"]
+    assert {dict(k)["node"] for k in expiry} == {n.name for n in others} and len(expiry) == CERTS * len(others)
     assert_no_key_material(run)  # new bundles pushed as pem_content
     assert run.recap[first.name]["unreachable"] == 1, explain(run)
     assert run.summary is not None and run.summary["not_answering"] == [first.name], explain(run)
