@@ -40,10 +40,10 @@ from ansible_collections.tlsops.haproxy_acme.plugins.modules import (
     haproxy_runtime_cert,
     haproxy_runtime_cert_info,
 )
+from tests.unit.conftest import ModuleMain
 from tests.unit.plugins.module_utils._acme.fake_acme import DIRECTORY_URL, FakeAcme
 from tests.unit.plugins.module_utils._haproxy.fake_haproxy import FakeHaproxy
 from tests.unit.plugins.module_utils._haproxy.testcerts import bundle, expired_bundle, mismatched_bundle
-from tests.unit.plugins.modules.test_haproxy_runtime_cert import call
 
 ROOT = Path(__file__).resolve().parents[2]
 ALIASES = "buypass, buypass_test, google, google_test, letsencrypt, letsencrypt_test, zerossl"
@@ -139,11 +139,11 @@ ACCOUNT_CASES = [
 
 @pytest.mark.parametrize("case", ACCOUNT_CASES, ids=lambda c: c.id)
 def test_acme_account(case: Case, fake_ca: FakeAcme, acme_base: dict[str, t.Any], tmp_path: Path,
-                      capsys: pytest.CaptureFixture[str]) -> None:
+                      module_main: ModuleMain) -> None:
     if case.setup:
         case.setup(tmp_path)
     args = {k: v for k, v in {**acme_base, **_fill(case.args, tmp_path)}.items() if v is not None}
-    result = call(capsys, acme_account, **args)
+    result = module_main(acme_account, **args)
     assert result.get("failed"), result
     check(result["msg"], _fill(case.message, tmp_path))
     assert fake_ca.requests == []
@@ -226,9 +226,9 @@ ORDER_CASES = [
 
 @pytest.mark.parametrize("case", ORDER_CASES, ids=lambda c: c.id)
 def test_acme_stateless_order(case: Case, fake_ca: FakeAcme, acme_base: dict[str, t.Any], tmp_path: Path,
-                              capsys: pytest.CaptureFixture[str]) -> None:
+                              module_main: ModuleMain) -> None:
     args = {**acme_base, "cert_dir": str(tmp_path / "certs"), "use_ari": False, **_fill(case.args, tmp_path)}
-    result = call(capsys, acme_stateless_order, **args)
+    result = module_main(acme_stateless_order, **args)
     assert result.get("failed"), result
     check(result["msg"], _fill(case.message, tmp_path))
     assert fake_ca.requests == []
@@ -276,10 +276,10 @@ def _pems(tmp: Path) -> dict[str, str]:
 
 @pytest.mark.parametrize("case", RUNTIME_CASES, ids=lambda c: c.id)
 def test_haproxy_runtime_cert(case: Case, haproxy: FakeHaproxy, tmp_path: Path,
-                              capsys: pytest.CaptureFixture[str]) -> None:
+                              module_main: ModuleMain) -> None:
     pems = _pems(tmp_path)
     args = {k: pems.get(v, v) if isinstance(v, str) else v for k, v in _fill(case.args, tmp_path).items()}
-    result = call(capsys, haproxy_runtime_cert, socket=haproxy.socket, **args)
+    result = module_main(haproxy_runtime_cert, socket=haproxy.socket, **args)
     assert result.get("failed"), result
     check(result["msg"], _fill(case.message, tmp_path))
     assert not [c for c in haproxy.state.log if c.startswith(("set ", "new ", "commit ", "add ", "del "))]
@@ -299,9 +299,9 @@ INFO_CASES = [
 
 @pytest.mark.parametrize("case", INFO_CASES, ids=lambda c: c.id)
 def test_haproxy_runtime_cert_info(case: Case, haproxy: FakeHaproxy, tmp_path: Path,
-                                   capsys: pytest.CaptureFixture[str]) -> None:
+                                   module_main: ModuleMain) -> None:
     args = {"socket": haproxy.socket, **_fill(case.args, tmp_path)}
-    result = call(capsys, haproxy_runtime_cert_info, **args)
+    result = module_main(haproxy_runtime_cert_info, **args)
     assert result.get("failed"), result
     check(result["msg"], _fill(case.message, tmp_path))
 

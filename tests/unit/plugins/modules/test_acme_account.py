@@ -12,12 +12,12 @@ import typing as t
 from pathlib import Path
 
 import pytest
-from ansible.module_utils import basic
 
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme import jws
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.transport import Transport
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import load_private_key
 from ansible_collections.tlsops.haproxy_acme.plugins.modules import acme_account
+from tests.unit.conftest import ModuleMain
 from tests.unit.plugins.module_utils._acme.fake_acme import DIRECTORY_URL, FakeAcme
 
 
@@ -28,27 +28,22 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> FakeAcme:
     return ca
 
 
-def run(capsys: pytest.CaptureFixture[str], **args: t.Any) -> dict[str, t.Any]:
+def run(module_main: ModuleMain, **args: t.Any) -> dict[str, t.Any]:
     args.setdefault("directory", DIRECTORY_URL)
-    basic._ANSIBLE_ARGS = json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode()
-    basic._ANSIBLE_PROFILE = "legacy"
-    with pytest.raises(SystemExit):
-        acme_account.main()
-    out = capsys.readouterr().out
-    return t.cast(dict[str, t.Any], json.loads(out))
+    return module_main(acme_account, **args)
 
 
 def test_four_runs_create_the_key_and_the_account(
-    fake: FakeAcme, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    fake: FakeAcme, module_main: ModuleMain, tmp_path: Path
 ) -> None:
     key_path = str(tmp_path / "account.key")
     args = {"account_key_path": key_path, "terms_agreed": True, "email": "ops@example.com"}
 
-    check = run(capsys, _ansible_check_mode=True, **args)
+    check = run(module_main, _ansible_check_mode=True, **args)
     assert check["changed"] and check["key_created"] and check["account_uri"] is None
     assert not os.path.exists(key_path) and fake.requests == []
 
-    real = run(capsys, **args)
+    real = run(module_main, **args)
     assert real["changed"] and real["key_created"] and real["status"] == "valid"
     assert real["contact"] == ["mailto:ops@example.com"]
     assert stat.S_IMODE(os.stat(key_path).st_mode) == 0o600
@@ -56,48 +51,48 @@ def test_four_runs_create_the_key_and_the_account(
     assert real["thumbprint"] == jws.thumbprint(key)
     assert "BEGIN" not in json.dumps(real)
 
-    again_check = run(capsys, _ansible_check_mode=True, **args)
-    again = run(capsys, **args)
+    again_check = run(module_main, _ansible_check_mode=True, **args)
+    again = run(module_main, **args)
     for result in (again_check, again):
         assert not result["changed"] and result["account_uri"] == real["account_uri"]
         assert result["thumbprint"] == real["thumbprint"] and not result["key_created"]
     assert len(fake.accounts) == 1
 
 
-def test_contact_update_and_deactivation(fake: FakeAcme, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_contact_update_and_deactivation(fake: FakeAcme, module_main: ModuleMain, tmp_path: Path) -> None:
     key_path = str(tmp_path / "account.key")
     base = {"account_key_path": key_path, "terms_agreed": True}
-    run(capsys, **base, email="a@example.com")
-    check = run(capsys, **base, email="b@example.com", _ansible_check_mode=True)
+    run(module_main, **base, email="a@example.com")
+    check = run(module_main, **base, email="b@example.com", _ansible_check_mode=True)
     assert check["changed"] and check["contact"] == ["mailto:b@example.com"]
     assert next(iter(fake.accounts.values()))["body"]["contact"] == ["mailto:a@example.com"]
-    updated = run(capsys, **base, email="b@example.com")
+    updated = run(module_main, **base, email="b@example.com")
     assert updated["changed"] and updated["contact"] == ["mailto:b@example.com"]
-    assert not run(capsys, **base)["changed"]  # no email: contact left alone
+    assert not run(module_main, **base)["changed"]  # no email: contact left alone
 
-    gone_check = run(capsys, **base, state="absent", _ansible_check_mode=True)
+    gone_check = run(module_main, **base, state="absent", _ansible_check_mode=True)
     assert gone_check["changed"] and gone_check["status"] == "deactivated"
     assert next(iter(fake.accounts.values()))["status"] == "valid"
-    gone = run(capsys, **base, state="absent")
+    gone = run(module_main, **base, state="absent")
     assert gone["changed"] and gone["status"] == "deactivated"
-    assert not run(capsys, **base, state="absent")["changed"]
-    failed = run(capsys, **base)
+    assert not run(module_main, **base, state="absent")["changed"]
+    failed = run(module_main, **base)
     assert failed["failed"] and "deactivated" in failed["msg"]
 
 
-def test_absent_without_key_file_is_a_no_op(fake: FakeAcme, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    result = run(capsys, account_key_path=str(tmp_path / "none.key"), state="absent")
+def test_absent_without_key_file_is_a_no_op(fake: FakeAcme, module_main: ModuleMain, tmp_path: Path) -> None:
+    result = run(module_main, account_key_path=str(tmp_path / "none.key"), state="absent")
     assert not result["changed"] and result["account_uri"] is None
     assert not (tmp_path / "none.key").exists() and fake.requests == []
 
 
-def test_key_content_is_never_logged(fake: FakeAcme, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_key_content_is_never_logged(fake: FakeAcme, module_main: ModuleMain, tmp_path: Path) -> None:
     from cryptography.hazmat.primitives.asymmetric import ec
 
     from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import private_key_to_pem
 
     pem = private_key_to_pem(ec.generate_private_key(ec.SECP256R1())).decode()
-    result = run(capsys, account_key_content=pem, terms_agreed=True)
+    result = run(module_main, account_key_content=pem, terms_agreed=True)
     assert result["changed"] and result["account_uri"]
     assert "PRIVATE KEY" not in json.dumps(result)
 
@@ -107,15 +102,15 @@ def test_key_content_is_never_logged(fake: FakeAcme, capsys: pytest.CaptureFixtu
     ({"terms_agreed": False}, "set terms_agreed: true"),
     ({"eab_kid": "kid"}, "parameters are required together: eab_kid, eab_hmac_key"),
 ])
-def test_errors(fake: FakeAcme, capsys: pytest.CaptureFixture[str], tmp_path: Path, args: dict[str, t.Any],
+def test_errors(fake: FakeAcme, module_main: ModuleMain, tmp_path: Path, args: dict[str, t.Any],
                 message: str) -> None:
-    result = run(capsys, account_key_path=str(tmp_path / "k.key"), **args)
+    result = run(module_main, account_key_path=str(tmp_path / "k.key"), **args)
     assert result["failed"] and message in result["msg"]
     assert "Traceback" not in json.dumps(result)
 
 
-def test_wrong_key_file(fake: FakeAcme, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_wrong_key_file(fake: FakeAcme, module_main: ModuleMain, tmp_path: Path) -> None:
     bad = tmp_path / "k.key"
     bad.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
-    result = run(capsys, account_key_path=str(bad))
+    result = run(module_main, account_key_path=str(bad))
     assert result["failed"] and result["msg"] == f"account key {bad}: no PEM private key found"

@@ -10,12 +10,12 @@ import typing as t
 from pathlib import Path
 
 import pytest
-from ansible.module_utils import basic
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.client import AcmeClient
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.transport import Transport
 from ansible_collections.tlsops.haproxy_acme.plugins.modules import acme_revoke
+from tests.unit.conftest import ModuleMain
 from tests.unit.plugins.module_utils._acme.conftest import FakeClock
 from tests.unit.plugins.module_utils._acme.fake_acme import DIRECTORY_URL, FakeAcme
 from tests.unit.plugins.module_utils._acme.test_acme_revoke_client import Issued, key_pem
@@ -28,13 +28,9 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> FakeAcme:
     return ca
 
 
-def run(capsys: pytest.CaptureFixture[str], **args: t.Any) -> dict[str, t.Any]:
+def run(module_main: ModuleMain, **args: t.Any) -> dict[str, t.Any]:
     args.setdefault("directory", DIRECTORY_URL)
-    basic._ANSIBLE_ARGS = json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode()
-    basic._ANSIBLE_PROFILE = "legacy"
-    with pytest.raises(SystemExit):
-        acme_revoke.main()
-    return t.cast(dict[str, t.Any], json.loads(capsys.readouterr().out))
+    return module_main(acme_revoke, **args)
 
 
 @pytest.fixture
@@ -46,32 +42,32 @@ def issued(fake: FakeAcme, tmp_path: Path) -> Issued:
     return Issued(fake, make_client, tmp_path)
 
 
-def test_check_then_revoke_then_unchanged(capsys: pytest.CaptureFixture[str], fake: FakeAcme, issued: Issued) -> None:
+def test_check_then_revoke_then_unchanged(module_main: ModuleMain, fake: FakeAcme, issued: Issued) -> None:
     args = {"account_key_content": key_pem(issued.account_key), "certificate_path": str(issued.path),
             "reason": "keyCompromise"}
-    check = run(capsys, **args, _ansible_check_mode=True)
+    check = run(module_main, **args, _ansible_check_mode=True)
     assert check["changed"] and check["ca_requests"] == 0 and fake.requests == [] and fake.revoked == {}
-    done = run(capsys, **args)
+    done = run(module_main, **args)
     assert done["changed"] and done["revoked"] and done["reason_code"] == 1 and fake.revoked == {issued.serial: 1}
-    again = run(capsys, **args)
+    again = run(module_main, **args)
     assert not again["changed"] and again["already_revoked"]
     assert "PRIVATE KEY" not in json.dumps([check, done, again])
 
 
-def test_by_the_certificate_key_needs_no_account_key(capsys: pytest.CaptureFixture[str], fake: FakeAcme,
+def test_by_the_certificate_key_needs_no_account_key(module_main: ModuleMain, fake: FakeAcme,
                                                      issued: Issued) -> None:
-    done = run(capsys, certificate_path=str(issued.path), revoke_with="certificate_key", reason=1)
+    done = run(module_main, certificate_path=str(issued.path), revoke_with="certificate_key", reason=1)
     assert done["changed"] and done["revoked_with"] == "certificate_key" and fake.revoked == {issued.serial: 1}
 
 
 def test_the_account_key_is_required_for_revoke_with_account_key(
-        capsys: pytest.CaptureFixture[str], issued: Issued) -> None:
-    result = run(capsys, certificate_path=str(issued.path))
+        module_main: ModuleMain, issued: Issued) -> None:
+    result = run(module_main, certificate_path=str(issued.path))
     assert result["failed"] and "revoke_with is account_key" in result["msg"]
     assert "account_key_path" in result["msg"]
 
 
-def test_bad_reason(capsys: pytest.CaptureFixture[str], fake: FakeAcme, issued: Issued) -> None:
-    result = run(capsys, certificate_path=str(issued.path), revoke_with="certificate_key", reason="unused")
+def test_bad_reason(module_main: ModuleMain, fake: FakeAcme, issued: Issued) -> None:
+    result = run(module_main, certificate_path=str(issued.path), revoke_with="certificate_key", reason="unused")
     assert result["failed"] and result["msg"].startswith("reason 'unused' is no RFC 5280 revocation reason")
     assert fake.requests == []

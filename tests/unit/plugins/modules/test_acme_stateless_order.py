@@ -11,7 +11,6 @@ import typing as t
 from pathlib import Path
 
 import pytest
-from ansible.module_utils import basic
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.transport import Transport
@@ -22,6 +21,7 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import (
     private_key_to_pem,
 )
 from ansible_collections.tlsops.haproxy_acme.plugins.modules import acme_stateless_order
+from tests.unit.conftest import ModuleMain
 from tests.unit.plugins.module_utils._acme.fake_acme import DIRECTORY_URL, FakeAcme
 
 
@@ -41,25 +41,21 @@ def base(tmp_path: Path) -> dict[str, t.Any]:
             "cert_dir": str(tmp_path / "certs"), "use_ari": False}
 
 
-def run(capsys: pytest.CaptureFixture[str], **args: t.Any) -> dict[str, t.Any]:
-    basic._ANSIBLE_ARGS = json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode()
-    basic._ANSIBLE_PROFILE = "legacy"
-    with pytest.raises(SystemExit):
-        acme_stateless_order.main()
-    return t.cast(dict[str, t.Any], json.loads(capsys.readouterr().out))
+def run(module_main: ModuleMain, **args: t.Any) -> dict[str, t.Any]:
+    return module_main(acme_stateless_order, **args)
 
 
-def test_single_four_runs(fake: FakeAcme, capsys: pytest.CaptureFixture[str], base: dict[str, t.Any]) -> None:
+def test_single_four_runs(fake: FakeAcme, module_main: ModuleMain, base: dict[str, t.Any]) -> None:
     args = {**base, "domains": ["Example.com", "www.example.com."], "_ansible_diff": True}
     path = Path(base["cert_dir"]) / "example.com.pem"
 
-    check = run(capsys, _ansible_check_mode=True, **args)
+    check = run(module_main, _ansible_check_mode=True, **args)
     assert check["changed"] and check["action"] == "issued" and check["ca_requests"] == 0
     assert check["diff"] == {"before": {"example.com": None},
                              "after": {"example.com": {"domains": ["example.com", "www.example.com"], "serial": "(new)"}}}
     assert not path.exists() and fake.requests == []
 
-    real = run(capsys, **args)
+    real = run(module_main, **args)
     assert real["changed"] and real["action"] == "issued" and real["path"] == str(path)
     assert real["certificates"][0]["serial"] == real["serial"] and real["days_left"] > 80
     check_bundle(parse_bundle(path.read_bytes()), ["example.com", "www.example.com"])
@@ -68,18 +64,18 @@ def test_single_four_runs(fake: FakeAcme, capsys: pytest.CaptureFixture[str], ba
 
     fake.requests.clear()
     for extra in ({"_ansible_check_mode": True}, {}):
-        again = run(capsys, **args, **extra)
+        again = run(module_main, **args, **extra)
         assert not again["changed"] and again["action"] == "unchanged" and again["serial"] == real["serial"]
         assert again["ca_requests"] == 0
     assert fake.requests == [] and len(fake.orders) == 1
 
-    forced = run(capsys, **args, force=True)
+    forced = run(module_main, **args, force=True)
     assert forced["changed"] and forced["action"] == "renewed" and forced["serial"] != real["serial"]
 
 
-def test_batch_with_one_failure(fake: FakeAcme, capsys: pytest.CaptureFixture[str], base: dict[str, t.Any]) -> None:
+def test_batch_with_one_failure(fake: FakeAcme, module_main: ModuleMain, base: dict[str, t.Any]) -> None:
     fake.fail_domains = ("broken.example",)
-    result = run(capsys, **base, concurrency=8, certificates=[
+    result = run(module_main, **base, concurrency=8, certificates=[
         {"name": "one", "domains": ["one.example"]},
         {"domains": ["broken.example"]},
         {"name": "three", "domains": ["three.example"], "key_type": "rsa2048"},
@@ -95,15 +91,15 @@ def test_batch_with_one_failure(fake: FakeAcme, capsys: pytest.CaptureFixture[st
     assert sorted(n for n in os.listdir(base["cert_dir"]) if n != LOCK_NAME) == ["one.pem", "three.pem"]
 
 
-def test_no_account_and_no_terms(fake: FakeAcme, capsys: pytest.CaptureFixture[str], base: dict[str, t.Any]) -> None:
-    result = run(capsys, **{**base, "terms_agreed": False}, domains=["a.example"])
+def test_no_account_and_no_terms(fake: FakeAcme, module_main: ModuleMain, base: dict[str, t.Any]) -> None:
+    result = run(module_main, **{**base, "terms_agreed": False}, domains=["a.example"])
     assert result["failed"] and result["action"] == "failed"
     assert result["msg"].startswith("certificate 'a.example' (a.example): no ACME account exists")
     assert fake.count("new-order") == 0
 
 
-def test_unknown_directory_alias(fake: FakeAcme, capsys: pytest.CaptureFixture[str], base: dict[str, t.Any]) -> None:
-    result = run(capsys, **{**base, "directory": "lets_encrypt"}, domains=["a.example"])
+def test_unknown_directory_alias(fake: FakeAcme, module_main: ModuleMain, base: dict[str, t.Any]) -> None:
+    result = run(module_main, **{**base, "directory": "lets_encrypt"}, domains=["a.example"])
     assert result["failed"] and "unknown ACME directory 'lets_encrypt'" in result["msg"]
 
 
@@ -113,20 +109,20 @@ def test_unknown_directory_alias(fake: FakeAcme, capsys: pytest.CaptureFixture[s
     ({"certificates": [{"name": "a", "domains": ["a.example"]}, {"name": "a", "domains": ["b.example"]}]},
      "certificate names must be unique; repeated: a"),
 ])
-def test_bad_options(fake: FakeAcme, capsys: pytest.CaptureFixture[str], base: dict[str, t.Any],
+def test_bad_options(fake: FakeAcme, module_main: ModuleMain, base: dict[str, t.Any],
                      args: dict[str, t.Any], message: str) -> None:
     args.setdefault("domains", None)
     if args["domains"] is None and "certificates" not in args:
         args["domains"] = ["a.example"]
     args = {k: v for k, v in args.items() if v is not None}
-    result = run(capsys, **base, **args)
+    result = run(module_main, **base, **args)
     assert result["failed"] and message in result["msg"]
     assert fake.requests == []
 
 
-def test_mode_as_octal_int_and_string(fake: FakeAcme, capsys: pytest.CaptureFixture[str], base: dict[str, t.Any]) -> None:
-    run(capsys, **base, domains=["a.example"], mode=0o600)
+def test_mode_as_octal_int_and_string(fake: FakeAcme, module_main: ModuleMain, base: dict[str, t.Any]) -> None:
+    run(module_main, **base, domains=["a.example"], mode=0o600)
     assert os.stat(Path(base["cert_dir"]) / "a.example.pem").st_mode & 0o777 == 0o600
-    result = run(capsys, **base, domains=["a.example"], mode="0644")
+    result = run(module_main, **base, domains=["a.example"], mode="0644")
     assert result["changed"] and result["action"] == "unchanged"
     assert os.stat(Path(base["cert_dir"]) / "a.example.pem").st_mode & 0o777 == 0o644

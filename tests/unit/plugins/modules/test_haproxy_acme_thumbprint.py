@@ -13,8 +13,8 @@ import pytest
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy import maps
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.module_args import cert_argument_spec
 from ansible_collections.tlsops.haproxy_acme.plugins.modules import haproxy_acme_thumbprint
+from tests.unit.conftest import ModuleMain
 from tests.unit.plugins.module_utils._haproxy.test_haproxy_maps import NEW, OLD, FakeMapHaproxy
-from tests.unit.plugins.modules.test_haproxy_runtime_cert import call
 
 
 @pytest.fixture
@@ -30,35 +30,35 @@ def fake(tmp_path: Path, mapfile: Path) -> t.Iterator[FakeMapHaproxy]:
         yield server
 
 
-def test_check_diff_change_and_idempotence(capsys: pytest.CaptureFixture[str], fake: FakeMapHaproxy,
+def test_check_diff_change_and_idempotence(module_main: ModuleMain, fake: FakeMapHaproxy,
                                            mapfile: Path) -> None:
     args = {"thumbprint": NEW, "path": str(mapfile), "socket": fake.socket}
-    check = call(capsys, haproxy_acme_thumbprint, **args, _ansible_check_mode=True, _ansible_diff=True)
+    check = module_main(haproxy_acme_thumbprint, **args, _ansible_check_mode=True, _ansible_diff=True)
     assert check["changed"] and check["diff"] == {
         "before": f"thumbprint {OLD}\n", "after": f"thumbprint {NEW}\n",
         "before_header": f"{mapfile} (HAProxy and file)", "after_header": f"{mapfile} (HAProxy and file)"}
     assert mapfile.read_text() == f"thumbprint {OLD}\n" and fake.maps[str(mapfile)][0][2] == OLD
 
-    done = call(capsys, haproxy_acme_thumbprint, **args)
+    done = module_main(haproxy_acme_thumbprint, **args)
     assert done["changed"] and "diff" not in done and done["previous_thumbprint"] == OLD
     assert done["sockets"][0]["action"] == "updated" and fake.maps[str(mapfile)][0][2] == NEW
     assert mapfile.read_text() == f"thumbprint {NEW}\n"
 
     for check_mode in (True, False):
-        again = call(capsys, haproxy_acme_thumbprint, **args, _ansible_check_mode=check_mode)
+        again = module_main(haproxy_acme_thumbprint, **args, _ansible_check_mode=check_mode)
         assert not again["changed"] and again["sockets"][0]["action"] == "unchanged"
 
 
 def test_a_failure_is_reported_with_the_socket(
-        capsys: pytest.CaptureFixture[str], fake: FakeMapHaproxy, mapfile: Path) -> None:
+        module_main: ModuleMain, fake: FakeMapHaproxy, mapfile: Path) -> None:
     fake.refuse = "Permission denied\n"
-    result = call(capsys, haproxy_acme_thumbprint, thumbprint=NEW, path=str(mapfile), socket=fake.socket)
+    result = module_main(haproxy_acme_thumbprint, thumbprint=NEW, path=str(mapfile), socket=fake.socket)
     assert result["failed"] and result["msg"].endswith("HAProxy answered: Permission denied")
     assert result["sockets"][0]["action"] == "failed"
 
 
-def test_bad_thumbprint(capsys: pytest.CaptureFixture[str], fake: FakeMapHaproxy, mapfile: Path) -> None:
-    result = call(capsys, haproxy_acme_thumbprint, thumbprint="x", path=str(mapfile), socket=fake.socket)
+def test_bad_thumbprint(module_main: ModuleMain, fake: FakeMapHaproxy, mapfile: Path) -> None:
+    result = module_main(haproxy_acme_thumbprint, thumbprint="x", path=str(mapfile), socket=fake.socket)
     assert result["failed"] and result["msg"].startswith("thumbprint must be an ACME account key thumbprint")
 
 

@@ -23,9 +23,9 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.modul
     info_argument_spec,
 )
 from ansible_collections.tlsops.haproxy_acme.plugins.modules import haproxy_runtime_cert, haproxy_runtime_cert_info
+from tests.unit.conftest import ModuleMain
 from tests.unit.plugins.module_utils._haproxy.fake_haproxy import FakeHaproxy
 from tests.unit.plugins.module_utils._haproxy.testcerts import bundle
-from tests.unit.plugins.modules.test_haproxy_runtime_cert import call
 
 GROUP_DEFAULTS: list[t.Any] = [
     "/run/haproxy/admin.sock",
@@ -54,7 +54,7 @@ def test_same_type_and_default() -> None:
     assert cert == shown == {"type": "list", "elements": "str", "default": [_defaults.SOCKET]}
 
 
-def test_both_modules_with_one_list(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_both_modules_with_one_list(module_main: ModuleMain, tmp_path: Path) -> None:
     """Two HAProxy processes named once: the certificate goes to both, and info reads both."""
     certdir = tmp_path / "certs"
     certdir.mkdir()
@@ -66,10 +66,10 @@ def test_both_modules_with_one_list(capsys: pytest.CaptureFixture[str], tmp_path
         two.state.pid = 4712
         defaults = {"socket": [one.socket, two.socket], "timeout": 2.0}
         path = str(certdir / "a.test.pem")
-        pushed = call(capsys, haproxy_runtime_cert, **defaults, path=path, pem_content=bundle(["a.test"]).decode())
+        pushed = module_main(haproxy_runtime_cert, **defaults, path=path, pem_content=bundle(["a.test"]).decode())
         assert not pushed.get("failed"), pushed
         assert [s["socket"] for s in pushed["sockets"]] == [one.socket, two.socket]
-        shown = call(capsys, haproxy_runtime_cert_info, **defaults)
+        shown = module_main(haproxy_runtime_cert_info, **defaults)
         assert not shown.get("failed"), shown
         assert [v["socket"] for v in shown["sockets"]] == [one.socket, two.socket]
         assert [v["process"]["pid"] for v in shown["sockets"]] == [4711, 4712]
@@ -87,8 +87,8 @@ def test_info_takes_a_plain_string_too(tmp_path: Path) -> None:
         assert [v["socket"] for v in result["sockets"]] == [fake.socket]
 
 
-def test_info_fails_on_any_socket(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_info_fails_on_any_socket(module_main: ModuleMain, tmp_path: Path) -> None:
     with FakeHaproxy(tmp_path) as fake:
         missing = str(tmp_path / "gone.sock")
-        result = call(capsys, haproxy_runtime_cert_info, socket=[fake.socket, missing])
+        result = module_main(haproxy_runtime_cert_info, socket=[fake.socket, missing])
         assert result["failed"] and f"stats socket {missing} does not exist" in result["msg"]

@@ -12,31 +12,9 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.tlsops.haproxy_acme.plugins.modules import haproxy_runtime_cert
+from tests.unit.conftest import ModuleMain
 from tests.unit.plugins.module_utils._haproxy.fake_haproxy import FakeHaproxy
 from tests.unit.plugins.module_utils._haproxy.testcerts import bundle, mismatched_bundle, serial_of
-
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core < 2.19
-    import contextlib
-
-    from ansible.module_utils import basic
-    from ansible.module_utils.common.text.converters import to_bytes
-
-    @contextlib.contextmanager
-    def patch_module_args(args: dict[str, t.Any] | None = None) -> t.Iterator[None]:
-        old = basic._ANSIBLE_ARGS
-        basic._ANSIBLE_ARGS = to_bytes(json.dumps({"ANSIBLE_MODULE_ARGS": args or {}}))
-        try:
-            yield
-        finally:
-            basic._ANSIBLE_ARGS = old
-
-
-def call(capsys: pytest.CaptureFixture[str], module: t.Any, **args: t.Any) -> dict[str, t.Any]:
-    with patch_module_args(args), pytest.raises(SystemExit):
-        module.main()
-    return t.cast(dict[str, t.Any], json.loads(capsys.readouterr().out))
 
 
 @pytest.fixture
@@ -52,7 +30,7 @@ def fake(tmp_path: Path, certdir: Path) -> t.Iterator[FakeHaproxy]:
         yield server
 
 
-def test_four_runs_with_diff(capsys: pytest.CaptureFixture[str], fake: FakeHaproxy, certdir: Path) -> None:
+def test_four_runs_with_diff(module_main: ModuleMain, fake: FakeHaproxy, certdir: Path) -> None:
     pem = bundle(["a.test"]).decode()
     args = {"socket": fake.socket, "path": str(certdir / "a.pem"), "pem_content": pem, "_ansible_diff": True}
     expected = [
@@ -62,7 +40,7 @@ def test_four_runs_with_diff(capsys: pytest.CaptureFixture[str], fake: FakeHapro
         (False, False, "unchanged"),
     ]
     for check_mode, changed, action in expected:
-        result = call(capsys, haproxy_runtime_cert, _ansible_check_mode=check_mode, **args)
+        result = module_main(haproxy_runtime_cert, _ansible_check_mode=check_mode, **args)
         assert (result["changed"], result["action"]) == (changed, action), result
         assert result["serial"] == serial_of(pem.encode())
         assert result["certificates"][0]["path"] == str(certdir / "a.pem")
@@ -70,9 +48,8 @@ def test_four_runs_with_diff(capsys: pytest.CaptureFixture[str], fake: FakeHapro
     assert fake.state.stores[str(certdir / "a.pem")].pem is not None
 
 
-def test_no_diff_unless_asked(capsys: pytest.CaptureFixture[str], fake: FakeHaproxy, certdir: Path) -> None:
-    result = call(
-        capsys,
+def test_no_diff_unless_asked(module_main: ModuleMain, fake: FakeHaproxy, certdir: Path) -> None:
+    result = module_main(
         haproxy_runtime_cert,
         socket=fake.socket,
         path=str(certdir / "a.pem"),
@@ -82,10 +59,9 @@ def test_no_diff_unless_asked(capsys: pytest.CaptureFixture[str], fake: FakeHapr
 
 
 def test_failure_is_fail_json_with_results(
-    capsys: pytest.CaptureFixture[str], fake: FakeHaproxy, certdir: Path
+    module_main: ModuleMain, fake: FakeHaproxy, certdir: Path
 ) -> None:
-    result = call(
-        capsys,
+    result = module_main(
         haproxy_runtime_cert,
         socket=fake.socket,
         path=str(certdir / "a.pem"),
@@ -96,16 +72,16 @@ def test_failure_is_fail_json_with_results(
     assert fake.state.log == []
 
 
-def test_options_wrong_as_a_whole(capsys: pytest.CaptureFixture[str], fake: FakeHaproxy, certdir: Path) -> None:
-    result = call(
-        capsys, haproxy_runtime_cert, socket=fake.socket, path=str(certdir / "a.pem"), mode="rw", state="absent"
+def test_options_wrong_as_a_whole(module_main: ModuleMain, fake: FakeHaproxy, certdir: Path) -> None:
+    result = module_main(
+        haproxy_runtime_cert, socket=fake.socket, path=str(certdir / "a.pem"), mode="rw", state="absent"
     )
     assert result["failed"] and "invalid mode" in result["msg"]
 
 
-def test_batch(capsys: pytest.CaptureFixture[str], fake: FakeHaproxy, certdir: Path) -> None:
+def test_batch(module_main: ModuleMain, fake: FakeHaproxy, certdir: Path) -> None:
     items = [{"path": str(certdir / f"{n}.pem"), "pem_content": bundle([f"{n}.test"]).decode()} for n in "abc"]
-    result = call(capsys, haproxy_runtime_cert, socket=[fake.socket], certificates=items, group="root")
+    result = module_main(haproxy_runtime_cert, socket=[fake.socket], certificates=items, group="root")
     assert [c["action"] for c in result["certificates"]] == ["created"] * 3
     assert "action" not in result and result["changed"]
 
@@ -116,9 +92,8 @@ def test_pem_content_is_no_log() -> None:
     assert spec["certificates"]["options"]["pem_content"]["no_log"] is True
 
 
-def test_mutually_exclusive(capsys: pytest.CaptureFixture[str], fake: FakeHaproxy, certdir: Path) -> None:
-    result = call(
-        capsys,
+def test_mutually_exclusive(module_main: ModuleMain, fake: FakeHaproxy, certdir: Path) -> None:
+    result = module_main(
         haproxy_runtime_cert,
         socket=fake.socket,
         path=str(certdir / "a.pem"),

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.tlsops.haproxy_acme.plugins.modules import haproxy_runtime_cert_info
+from tests.unit.conftest import ModuleMain
 from tests.unit.plugins.module_utils._haproxy.fake_haproxy import FakeHaproxy
 from tests.unit.plugins.module_utils._haproxy.testcerts import bundle
-from tests.unit.plugins.modules.test_haproxy_runtime_cert import call
 
 
 @pytest.fixture
@@ -25,19 +25,19 @@ def fake(tmp_path: Path) -> t.Iterator[FakeHaproxy]:
 
 
 @pytest.mark.parametrize("check_mode", [False, True])
-def test_lists_and_filters(capsys: pytest.CaptureFixture[str], fake: FakeHaproxy, check_mode: bool) -> None:
-    result = call(capsys, haproxy_runtime_cert_info, socket=fake.socket, _ansible_check_mode=check_mode)
+def test_lists_and_filters(module_main: ModuleMain, fake: FakeHaproxy, check_mode: bool) -> None:
+    result = module_main(haproxy_runtime_cert_info, socket=fake.socket, _ansible_check_mode=check_mode)
     assert [c["path"] for c in result["certificates"]] == ["/etc/haproxy/certs/a.pem", "/etc/haproxy/certs/b.pem"]
     assert result["changed"] is False
-    result = call(capsys, haproxy_runtime_cert_info, socket=fake.socket, expiring_within_days=30)
+    result = module_main(haproxy_runtime_cert_info, socket=fake.socket, expiring_within_days=30)
     assert [c["path"] for c in result["certificates"]] == ["/etc/haproxy/certs/a.pem"]
 
 
-def test_names_alias(capsys: pytest.CaptureFixture[str], fake: FakeHaproxy) -> None:
-    result = call(capsys, haproxy_runtime_cert_info, socket=fake.socket, names=["/etc/haproxy/certs/b.pem"])
+def test_names_alias(module_main: ModuleMain, fake: FakeHaproxy) -> None:
+    result = module_main(haproxy_runtime_cert_info, socket=fake.socket, names=["/etc/haproxy/certs/b.pem"])
     assert [c["domains"] for c in result["certificates"]] == [["b.test"]]
 
 
-def test_missing_socket_fails_clearly(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    result = call(capsys, haproxy_runtime_cert_info, socket=str(tmp_path / "x.sock"))
+def test_missing_socket_fails_clearly(module_main: ModuleMain, tmp_path: Path) -> None:
+    result = module_main(haproxy_runtime_cert_info, socket=str(tmp_path / "x.sock"))
     assert result["failed"] and "does not exist" in result["msg"] and result["socket"] == str(tmp_path / "x.sock")

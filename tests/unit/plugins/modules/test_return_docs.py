@@ -39,13 +39,13 @@ from ansible_collections.tlsops.haproxy_acme.plugins.modules import (
     haproxy_runtime_cert,
     haproxy_runtime_cert_info,
 )
+from tests.unit.conftest import ModuleMain
 from tests.unit.plugins.module_utils._acme.conftest import FakeClock
 from tests.unit.plugins.module_utils._acme.fake_acme import DIRECTORY_URL, FakeAcme
 from tests.unit.plugins.module_utils._acme.test_acme_revoke_client import Issued
 from tests.unit.plugins.module_utils._haproxy.fake_haproxy import FakeHaproxy
 from tests.unit.plugins.module_utils._haproxy.test_haproxy_maps import NEW, OLD, FakeMapHaproxy
 from tests.unit.plugins.module_utils._haproxy.testcerts import bundle, mismatched_bundle, serial_of
-from tests.unit.plugins.modules.test_haproxy_runtime_cert import call
 
 # Keys of Ansible's own, which every module may return and none documents.
 STANDARD = frozenset({"changed", "failed", "msg", "invocation", "diff", "warnings", "deprecations", "exception"})
@@ -108,13 +108,13 @@ def _documented(doc: dict[str, t.Any], where: str) -> t.Iterator[tuple[str, dict
 Args = t.Union[t.Dict[str, t.Any], t.Callable[[], t.Dict[str, t.Any]]]
 
 
-def run_cases(capsys: pytest.CaptureFixture[str], module: types.ModuleType,
+def run_cases(module_main: ModuleMain, module: types.ModuleType,
               cases: t.Sequence[tuple[str, Args]]) -> list[Result]:
     """Each case in turn (a callable sets the fakes up first), then the audit of them all."""
     audit = Audit(module)
     results = []
     for case, args in cases:
-        result = call(capsys, module, **(args() if callable(args) else args))
+        result = module_main(module, **(args() if callable(args) else args))
         audit.check(case, result)
         results.append(result)
     audit.finish()
@@ -133,7 +133,7 @@ def _account_key(path: Path) -> str:
     return str(path)
 
 
-def test_acme_account(capsys: pytest.CaptureFixture[str], ca: FakeAcme, tmp_path: Path) -> None:
+def test_acme_account(module_main: ModuleMain, ca: FakeAcme, tmp_path: Path) -> None:
     key = str(tmp_path / "account.key")
     base = {"directory": DIRECTORY_URL, "account_key_path": key, "terms_agreed": True}
 
@@ -142,7 +142,7 @@ def test_acme_account(capsys: pytest.CaptureFixture[str], ca: FakeAcme, tmp_path
         return {**base, "account_key_path": _account_key(tmp_path / "new.key"), "eab_kid": "kid-2",
                 "eab_hmac_key": "c2VjcmV0"}
 
-    results = run_cases(capsys, acme_account, [
+    results = run_cases(module_main, acme_account, [
         ("check mode, no key yet", {**base, "_ansible_check_mode": True}),
         ("key and account created", {**base, "email": "ops@example.com"}),
         ("rerun", base),
@@ -155,7 +155,7 @@ def test_acme_account(capsys: pytest.CaptureFixture[str], ca: FakeAcme, tmp_path
     assert [r.get("failed", False) for r in results] == [False] * 6 + [True] * 2
 
 
-def test_acme_revoke(capsys: pytest.CaptureFixture[str], ca: FakeAcme, tmp_path: Path) -> None:
+def test_acme_revoke(module_main: ModuleMain, ca: FakeAcme, tmp_path: Path) -> None:
     def make_client(session: t.Any, key: t.Any = None) -> AcmeClient:
         transport = Transport(timeout=5, session=session, clock=FakeClock())
         return AcmeClient(DIRECTORY_URL, transport, key=key or ec.generate_private_key(ec.SECP256R1()))
@@ -163,7 +163,7 @@ def test_acme_revoke(capsys: pytest.CaptureFixture[str], ca: FakeAcme, tmp_path:
     issued = Issued(ca, make_client, tmp_path)
     other = Issued(ca, make_client, tmp_path, name="other")
     third = Issued(ca, make_client, tmp_path, name="third")
-    results = run_cases(capsys, acme_revoke, [
+    results = run_cases(module_main, acme_revoke, [
         ("check mode", {**issued.params(reason="keyCompromise"), "_ansible_check_mode": True}),
         ("revoked by the account", issued.params(reason="keyCompromise")),
         ("revoked already", issued.params()),
@@ -176,12 +176,12 @@ def test_acme_revoke(capsys: pytest.CaptureFixture[str], ca: FakeAcme, tmp_path:
     assert [r.get("failed", False) for r in results] == [False] * 4 + [True] * 3
 
 
-def test_acme_stateless_order(capsys: pytest.CaptureFixture[str], ca: FakeAcme, tmp_path: Path) -> None:
+def test_acme_stateless_order(module_main: ModuleMain, ca: FakeAcme, tmp_path: Path) -> None:
     (tmp_path / "certs").mkdir()
     ca.fail_domains = ("broken.example",)
     base = {"directory": DIRECTORY_URL, "account_key_path": _account_key(tmp_path / "account.key"),
             "terms_agreed": True, "cert_dir": str(tmp_path / "certs"), "use_ari": False}
-    results = run_cases(capsys, acme_stateless_order, [
+    results = run_cases(module_main, acme_stateless_order, [
         ("check mode, no file yet", {**base, "domains": ["a.example"], "_ansible_check_mode": True}),
         ("issued", {**base, "domains": ["a.example"], "profile": None}),
         ("rerun", {**base, "domains": ["a.example"]}),
@@ -193,7 +193,7 @@ def test_acme_stateless_order(capsys: pytest.CaptureFixture[str], ca: FakeAcme, 
     assert [r.get("failed", False) for r in results] == [False, False, False, True, True, True]
 
 
-def test_haproxy_runtime_cert(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+def test_haproxy_runtime_cert(module_main: ModuleMain, tmp_path: Path,
                               monkeypatch: pytest.MonkeyPatch) -> None:
     certdir = tmp_path / "certs"
     certdir.mkdir()
@@ -203,7 +203,7 @@ def test_haproxy_runtime_cert(capsys: pytest.CaptureFixture[str], tmp_path: Path
     with FakeHaproxy(tmp_path, crt_dir=str(certdir)) as fake:
         base = {"socket": fake.socket}
         one = {**base, "path": str(certdir / "a.pem"), "pem_content": pem.decode()}
-        results = run_cases(capsys, haproxy_runtime_cert, [
+        results = run_cases(module_main, haproxy_runtime_cert, [
             ("check mode", {**one, "_ansible_check_mode": True}),
             ("created and verified", {**one, "verify_address": "127.0.0.1:443"}),
             ("rerun", one),
@@ -218,10 +218,10 @@ def test_haproxy_runtime_cert(capsys: pytest.CaptureFixture[str], tmp_path: Path
     assert [r.get("failed", False) for r in results] == [False] * 3 + [True, False, True, True]
 
 
-def test_haproxy_runtime_cert_info(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_haproxy_runtime_cert_info(module_main: ModuleMain, tmp_path: Path) -> None:
     with FakeHaproxy(tmp_path) as fake:
         fake.add("/etc/haproxy/certs/a.pem", bundle(["a.test"], days=20))
-        results = run_cases(capsys, haproxy_runtime_cert_info, [
+        results = run_cases(module_main, haproxy_runtime_cert_info, [
             ("all", {"socket": fake.socket}),
             ("a name HAProxy does not hold", {"socket": fake.socket, "paths": ["/etc/haproxy/certs/none.pem"]}),
             ("no such socket", {"socket": str(tmp_path / "none.sock")}),
@@ -229,7 +229,7 @@ def test_haproxy_runtime_cert_info(capsys: pytest.CaptureFixture[str], tmp_path:
     assert [r.get("failed", False) for r in results] == [False, False, True]
 
 
-def test_haproxy_acme_thumbprint(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_haproxy_acme_thumbprint(module_main: ModuleMain, tmp_path: Path) -> None:
     mapfile = tmp_path / "acme-thumbprint.map"
     mapfile.write_text(f"thumbprint {OLD}\n")
     with FakeMapHaproxy(tmp_path, {str(mapfile): {"thumbprint": OLD}}) as fake:
@@ -249,15 +249,15 @@ def test_haproxy_acme_thumbprint(capsys: pytest.CaptureFixture[str], tmp_path: P
             ("no such map file directory", {**base, "path": str(tmp_path / "none" / "acme.map")}),
             ("not a thumbprint", {**base, "thumbprint": "x"}),
         ]
-        results = run_cases(capsys, haproxy_acme_thumbprint, cases)
+        results = run_cases(module_main, haproxy_acme_thumbprint, cases)
     assert [r.get("failed", False) for r in results] == [False] * 3 + [True, False, True, True]
 
 
 @pytest.mark.parametrize("module", [acme_stateless_order, acme_revoke])
-def test_account_key_type_only_where_a_key_is_generated(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+def test_account_key_type_only_where_a_key_is_generated(module_main: ModuleMain, tmp_path: Path,
                                                         module: types.ModuleType) -> None:
     """Only acme_account generates account keys; the other ACME modules refuse the option."""
-    result = call(capsys, module, directory=DIRECTORY_URL, account_key_path=str(tmp_path / "account.key"),
-                  account_key_type="ec384", cert_dir=str(tmp_path), domains=["a.example"],
-                  certificate_path=str(tmp_path / "a.pem"))
+    result = module_main(module, directory=DIRECTORY_URL, account_key_path=str(tmp_path / "account.key"),
+                         account_key_type="ec384", cert_dir=str(tmp_path), domains=["a.example"],
+                         certificate_path=str(tmp_path / "a.pem"))
     assert result["failed"] and "Unsupported parameters" in result["msg"] and "account_key_type" in result["msg"]

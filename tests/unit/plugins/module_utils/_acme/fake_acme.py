@@ -5,8 +5,9 @@
 
 ``FakeAcme`` has the ``request(method, url, data=, headers=, timeout=)`` method of a
 ``requests.Session``. It checks what a real CA checks (nonces, JWS signatures, kid vs
-jwk, account existence) and issues real certificates from a throw-away CA, so the
-client is exercised end to end without a network.
+jwk, account existence) and issues real certificates from a throw-away CA, so unit
+tests drive the whole client, request by request, without a network. End to end means
+against pebble: tests/integration.
 
 Faults at the same seam (the knobs below ``profiles``): a reply lost after the request
 was processed, a connection reset before it was, a proxy's 503, a body cut short, a CA

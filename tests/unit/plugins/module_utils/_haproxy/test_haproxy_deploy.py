@@ -40,8 +40,7 @@ def run(
     fakes = fake if isinstance(fake, list) else [fake]
     args = {"socket": [f.socket for f in fakes], "timeout": 2.0, "busy_timeout": 0.5, **params}
     outcome = cert_run.run(args, check_mode=check_mode)
-    result, failure = outcome.result, outcome.failure
-    return result, failure
+    return outcome.result, outcome.failure
 
 
 def sent(fake: FakeHaproxy) -> list[str]:

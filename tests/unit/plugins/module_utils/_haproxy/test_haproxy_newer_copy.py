@@ -124,8 +124,7 @@ def _bundle(start: dt.datetime, domains: t.Sequence[str] = ("a.test",)) -> bytes
 
 def _run(fake: FakeHaproxy, **params: t.Any) -> tuple[dict[str, t.Any], str | None]:
     outcome = cert_run.run({"socket": [fake.socket], "timeout": 2.0, "busy_timeout": 0.5, **params})
-    result, failure = outcome.result, outcome.failure
-    return result, failure
+    return outcome.result, outcome.failure
 
 
 def _sent(fake: FakeHaproxy) -> list[str]:
