@@ -364,7 +364,7 @@ def test_unknown_crt_list_nothing_written(mw: MasterWorkerLab) -> None:
     (name,) = hosts("nolist", 1)
     path = Path(info.lab_cert_dir) / f"{name}.pem"
     outcome = cert_run.run({"socket": [info.lab_socket], "path": str(path),
-                                       "pem_content": bundle([name]).decode(), "crt_list": "/etc/haproxy/nope.list"})
+                            "pem_content": bundle([name]).decode(), "crt_list": "/etc/haproxy/nope.list"})
     result, failure = outcome.result, outcome.failure
     assert failure is not None and "HAProxy has no crt-list /etc/haproxy/nope.list" in failure
     assert f"'show ssl crt-list' lists {info.lab_cert_dir}" in failure
@@ -378,7 +378,7 @@ def test_crt_directory_with_its_slash(mw: MasterWorkerLab) -> None:
     (name,) = hosts("slash", 1)
     pem = bundle([name])
     outcome = cert_run.run({"socket": [info.lab_socket], "path": f"{info.lab_cert_dir}/{name}.pem",
-                                       "pem_content": pem.decode(), "crt_list": f"{info.lab_cert_dir}/"})
+                            "pem_content": pem.decode(), "crt_list": f"{info.lab_cert_dir}/"})
     result, failure = outcome.result, outcome.failure
     assert failure is None, failure
     assert result["crt_list"] == info.lab_cert_dir

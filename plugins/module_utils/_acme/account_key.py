@@ -20,6 +20,7 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import (
 if t.TYPE_CHECKING:
     from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.jws import SigningKey
 
+
 def _load(data: bytes, what: str) -> SigningKey:
     """load_private_key, with every message naming the key (some of _pem's do not)."""
     try:
