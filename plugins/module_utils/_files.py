@@ -21,6 +21,7 @@ import pwd
 import secrets
 import typing as t
 
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils import _defaults
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import ConfigError, FileError
 
 
@@ -64,7 +65,7 @@ def _already_there(path: str, data: bytes, mode: int, uid: int, gid: int) -> boo
 def file_matches(
     path: str,
     data: bytes,
-    mode: int = 0o640,
+    mode: int = _defaults.BUNDLE_MODE,
     owner: str | None = None,
     group: str | None = None,
 ) -> bool:
@@ -122,7 +123,7 @@ def _fsync_dir(directory: str) -> None:
 def atomic_write(
     path: str,
     data: bytes,
-    mode: int = 0o640,
+    mode: int = _defaults.BUNDLE_MODE,
     owner: str | None = None,
     group: str | None = None,
 ) -> bool:
