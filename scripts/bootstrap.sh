@@ -31,8 +31,11 @@ fi
 # Python for the controller tool chain: 3.11 (Debian 12) or whatever python3 is (Debian 13).
 python=${PYTHON:-}
 if [ -z "$python" ]; then
+  # Never the interpreter of the .venv this script may be about to rebuild (make puts
+  # .venv/bin first on PATH), which the rebuild deletes first: one outside it.
+  search_path=$(printf '%s' "$PATH" | tr ':' '\n' | grep -v "^$PWD/.venv/bin\$" | paste -sd: -)
   for candidate in python3.11 python3.12 python3.13 python3; do
-    if command -v "$candidate" >/dev/null 2>&1; then python=$(command -v "$candidate"); break; fi
+    if found=$(PATH=$search_path command -v "$candidate" 2>/dev/null); then python=$found; break; fi
   done
 fi
 stamp=.venv/.requirements.sha256
