@@ -7,13 +7,15 @@ Correctness at scale, not time (bench/scale measures that; docs/large-hosts.md):
 certificate is served (``show ssl cert``), ``Used`` through the ``crt <dir>/`` bind, in
 that directory's crt-list, on disk with the bundle's serial, and HAProxy was not
 reloaded (its PID is unchanged). The bundles come from a staging directory by path
-(``pem_src``), as on a host that ordered them; the test removes them again.
+(``pem_src``), as on a host that ordered them; the test removes them again over the
+Runtime API, so the lab's HAProxy ends as it began.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import typing as t
@@ -81,10 +83,30 @@ def test_2000_certificates_deployed_through_the_module_process(lab: LabInfo, tmp
         for i in (0, COUNT // 2, COUNT - 1):  # and a TLS client gets it by its name
             assert same_hex(served_serial(lab.lab_https_port, domains[i]), serial(made[i]))
         assert haproxy_pid(lab.lab_socket) == pid, "HAProxy was reloaded or restarted"
-    finally:
-        gone = run_module({"socket": lab.lab_socket, "certificates": [{"path": p, "state": "absent"} for p in paths]},
-                          tmp_path, "remove")
-        assert not gone.get("failed"), gone.get("msg")
-    assert not [p for p in paths if os.path.exists(p)]
-    listing, = raw_cli(lab.lab_socket, "show ssl cert")
+    finally:  # leave the lab's HAProxy as it was: out of the crt-list, out of HAProxy, off the disk
+        pipelined(lab.lab_socket, [f"del ssl crt-list {cert_dir} {p}" for p in paths])
+        pipelined(lab.lab_socket, [f"del ssl cert {p}" for p in paths])
+        for path in paths:
+            Path(path).unlink(missing_ok=True)
+    (listing,) = raw_cli(lab.lab_socket, "show ssl cert")
     assert not set(paths) & set(listing.splitlines())
+
+
+def pipelined(path: str, commands: list[str], window: int = 200) -> None:
+    """Commands without payload, ``window`` at a time on one prompt-mode connection; each reply is
+    one line of text, then an empty line and the prompt."""
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(30)
+        sock.connect(path)
+        sock.sendall(b"prompt\n")
+        buf = b""
+        while not buf.endswith(b"\n> "):
+            buf += sock.recv(65536)
+        for start in range(0, len(commands), window):
+            chunk = commands[start : start + window]
+            sock.sendall("".join(f"{c}\n" for c in chunk).encode())
+            buf = b""
+            while buf.count(b"\n\n> ") < len(chunk):
+                data = sock.recv(65536)
+                assert data, "HAProxy closed the connection"
+                buf += data
