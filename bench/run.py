@@ -115,8 +115,8 @@ class Floor:
 
     def issue(self, names: t.Sequence[str]) -> float:
         return run_process([sys.executable, str(BENCH / "floor.py"), "--directory", self.info.acme_directory,
-                    "--ca-path", self.info.acme_ca_path, "--account-key", self.info.lab_account_key_path,
-                    "--out", str(self.out), *names])
+                            "--ca-path", self.info.acme_ca_path, "--account-key", self.info.lab_account_key_path,
+                            "--out", str(self.out), *names])
 
 
 # ------------------------------------------------------------------ deploys
@@ -332,8 +332,8 @@ class Results:
 
 def issuance(args: argparse.Namespace, installed: dict[str, str], skipped: dict[str, str], work: Path,
              log: t.Callable[[str], None], *,
-             progress: t.Callable[[list[str]], Progress]) -> tuple[list[str], dict[tuple[str, int], Figure],
-                                                                     set[tuple[str, int]]]:
+             progress: t.Callable[[list[str]], Progress],
+             ) -> tuple[list[str], dict[tuple[str, int], Figure], set[tuple[str, int]]]:
     sizes = [int(s) for s in args.sizes.split(",") if s]
     port = free_port()
     with Lab(work / "ours-lab") as ours_lab, Lab(work / "peers-lab", haproxy=False, validation_port=port) as peer_lab:
