@@ -164,23 +164,33 @@ def seeds(certificates: t.Sequence[t.Mapping[str, t.Any]], fleet: t.Sequence[Nod
     holders, so that the nodes hand their bundles over in parallel. A certificate no
     node serves gets no seed (it is ordered).
     """
+    # Once per node, not per certificate: the names it asks for, and its copies in service by path.
+    holding = []
+    for member in fleet:
+        if not member["answered"]:
+            continue
+        by_path: dict[str, list[dict[str, t.Any]]] = {}
+        for entry in member["served"]:
+            if entry.get("status") == "Used":
+                by_path.setdefault(entry.get("path"), []).append(entry)
+        holding.append((member["name"], {c.get("name") for c in member["certificates"] or []}, by_path))
     result = []
     for index, cert in enumerate(certificates):
         path = bundle_path(cert_dir, cert["name"])
         best: dict[str, t.Any] | None = None
         best_after: dt.datetime | None = None
         holders: list[str] = []
-        for member in fleet:
-            if not member["answered"] or cert["name"] not in {c.get("name") for c in member["certificates"] or []}:
+        for host, asks, by_path in holding:
+            if cert["name"] not in asks:
                 continue
-            for entry in member["served"]:
+            for entry in by_path.get(path, ()):
                 after, days = _after(entry), _days_left(entry)
-                if not _used(entry, path) or after is None or days is None or days <= 0:
+                if after is None or days is None or days <= 0:
                     continue
                 if best_after is None or after > best_after:
-                    best, best_after, holders = entry, after, [member["name"]]
+                    best, best_after, holders = entry, after, [host]
                 elif best is not None and after == best_after and entry.get("serial") == best.get("serial"):
-                    holders.append(member["name"])
+                    holders.append(host)
         if best is not None:
             result.append({"name": cert["name"], "host": holders[index % len(holders)],
                            "serial": best.get("serial"), "not_after": best.get("not_after")})
@@ -202,6 +212,39 @@ def push(certificates: t.Sequence[t.Mapping[str, t.Any]], cert_dir: str,
     return [{"path": bundle_path(cert_dir, cert["name"]), "pem_content": by_file[f"{cert['name']}.pem"],
              "expected_domains": list(cert.get("domains") or [])}
             for cert in certificates if f"{cert['name']}.pem" in by_file]
+
+
+def _serial(value: t.Any) -> str | None:
+    """A hex serial in one spelling (upper case, no separators or leading zeros); None when there is none."""
+    text = str(value or "").replace(":", "").strip().upper()
+    return (text.lstrip("0") or "0") if text else None
+
+
+def stale(certificates: t.Sequence[t.Mapping[str, t.Any]], cert_dir: str, bundle_files: t.Sequence[str],
+          served: t.Any, issued: t.Any) -> list[str]:
+    """Of the controller's bundle files, those one node must be sent: the bundle of each
+    certificate it asks for, unless the node already serves (status Used) the serial the
+    order step ended with for it. ``served`` is the node's haproxy_runtime_cert_info result
+    from before the order, ``issued`` the order step's RV(certificates); a certificate
+    whose serial is unknown on either side is sent."""
+    by_file = {str(path).rsplit("/", 1)[-1]: str(path) for path in bundle_files}
+    serving: dict[t.Any, str | None] = {}
+    for entry in _read(served)[1]:
+        if isinstance(entry, dict) and entry.get("status") == "Used":
+            serving[entry.get("path")] = _serial(entry.get("serial"))
+    ended: dict[str, str | None] = {}
+    for result in issued if isinstance(issued, list) else []:
+        if isinstance(result, dict) and isinstance(result.get("name"), str):
+            ended[result["name"]] = _serial(result.get("serial"))
+    files: list[str] = []
+    for cert in certificates:
+        name = cert["name"]
+        file = by_file.get(f"{name}.pem")
+        if file is None:
+            continue
+        if ended.get(name) is None or serving.get(bundle_path(cert_dir, name)) != ended[name]:
+            files.append(file)
+    return files
 
 
 # ---------------------------------------------------------------- summary

@@ -17,6 +17,7 @@ from ansible_collections.tlsops.haproxy_acme.plugins.filter import fleet_summary
 from ansible_collections.tlsops.haproxy_acme.plugins.filter.fleet_nodes import fleet_nodes
 from ansible_collections.tlsops.haproxy_acme.plugins.filter.fleet_plan import fleet_plan
 from ansible_collections.tlsops.haproxy_acme.plugins.filter.fleet_push import fleet_push
+from ansible_collections.tlsops.haproxy_acme.plugins.filter.fleet_stale import fleet_stale
 from ansible_collections.tlsops.haproxy_acme.plugins.filter.fleet_summary import fleet_summary
 from tests.unit.plugins.filter.fleet_data import CERT_DIR, cert, node, served
 
@@ -147,6 +148,56 @@ def test_push(bundles: dict[str, str], pushed: list[str]) -> None:
 def test_push_refuses_bad_input(certificates: t.Any, bundles: t.Any) -> None:
     with pytest.raises(AnsibleFilterError, match=r"^fleet_push: "):
         fleet_push(certificates, CERT_DIR, bundles)
+
+
+# --------------------------------------------------------------------- stale
+
+FILES = ["/tmp/s/a.test.pem", "/tmp/s/b.test.pem"]
+
+
+def _info(*entries: dict[str, t.Any]) -> dict[str, t.Any]:
+    return {"changed": False, "certificates": list(entries), "process": {"pid": 100}}
+
+
+def _ended(**serials: str | None) -> list[dict[str, t.Any]]:
+    return [{"name": f"{n}.test", "action": "unchanged", "serial": s} for n, s in serials.items()]
+
+
+@pytest.mark.parametrize(("files", "info", "issued", "sent"), [
+    pytest.param(FILES, _info(served("a.test", "0A", 60), served("b.test", "0B", 60)), _ended(a="0A", b="0B"), [],
+                 id="serves both already"),
+    pytest.param(FILES, _info(served("a.test", "0A", 60), served("b.test", "0B", 60)), _ended(a="0a", b="0B"), [],
+                 id="serial case does not matter"),
+    pytest.param(FILES, _info(served("a.test", "0A", 60), served("b.test", "0B", 60)), _ended(a="00:0A", b="0B"), [],
+                 id="nor separators"),
+    pytest.param(FILES, _info(served("a.test", "0A", 60), served("b.test", "09", 60)), _ended(a="0A", b="0B"),
+                 ["b.test"], id="an older copy (drift, or just renewed)"),
+    pytest.param(FILES, _info(served("a.test", "0A", 60)), _ended(a="0A", b="0B"), ["b.test"], id="one it lacks"),
+    pytest.param(FILES, _info(served("a.test", "0A", 60), served("b.test", "0B", 60, status="Unused")),
+                 _ended(a="0A", b="0B"), ["b.test"], id="loaded but not in service"),
+    pytest.param(FILES, _info(served("a.test", "0A", 60), served("b.test", "0B", 60)), _ended(a="0A", b=None),
+                 ["b.test"], id="the order step names no serial"),
+    pytest.param(FILES, _info(served("a.test", "0A", 60), served("b.test", "0B", 60)), _ended(a="0A"),
+                 ["b.test"], id="the order step says nothing of it"),
+    pytest.param(FILES, _info(served("a.test", "0A", 60), served("b.test", "0B", 60)), [], ["a.test", "b.test"],
+                 id="the order step failed as a whole"),
+    pytest.param(FILES, {"failed": True, "msg": "no socket"}, _ended(a="0A", b="0B"), ["a.test", "b.test"],
+                 id="the node's read failed"),
+    pytest.param(FILES[1:], _info(served("a.test", "09", 60)), _ended(a="0A", b="0B"), ["b.test"],
+                 id="no bundle: nothing to send"),
+    pytest.param(["/tmp/s/a.test.pem", "/tmp/s/c.test.pem"], _info(), _ended(a="0A", c="0C"), ["a.test"],
+                 id="another node's certificate"),
+    pytest.param(FILES, _info({**served("a.test", "0A", 60), "path": "/elsewhere/a.test.pem"}),
+                 _ended(a="0A", b="0B"), ["a.test", "b.test"], id="served from another directory"),
+])
+def test_stale(files: list[str], info: t.Any, issued: t.Any, sent: list[str]) -> None:
+    assert fleet_stale([A, B], CERT_DIR, files, info, issued) == [f"/tmp/s/{n}.pem" for n in sent]
+
+
+@pytest.mark.parametrize(("certificates", "files"), [("a.test", []), ([A], "/tmp/a.test.pem"), ([{}], [])])
+def test_stale_refuses_bad_input(certificates: t.Any, files: t.Any) -> None:
+    with pytest.raises(AnsibleFilterError, match=r"^fleet_stale: "):
+        fleet_stale(certificates, CERT_DIR, files, _info(), [])
 
 
 # ------------------------------------------------------------------- summary
