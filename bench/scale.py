@@ -172,6 +172,8 @@ def main() -> int:
         try:
             for what, (cost, floor) in measure(count, work).items():
                 table.setdefault(what, []).append((count, cost, floor))
+                print(f"  {count}: {what}: {cost.seconds:.3f} s, peak RSS {cost.rss_mb:.0f} MB; floor {floor:.3f} s;"
+                      f" {cost.note}", flush=True)
         finally:
             time.sleep(0.2)
             shutil.rmtree(work, ignore_errors=True)
