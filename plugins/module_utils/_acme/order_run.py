@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import collections
 import math
 import typing as t
 
@@ -59,7 +60,7 @@ def specs_from_params(params: t.Mapping[str, t.Any]) -> list[CertSpec]:
         raise ConfigError("certificates is empty: give at least one {name, domains}")
     specs = [_spec(entry, key_type, profile, f"certificates[{index}]") for index, entry in enumerate(certificates)]
     names = [s.name for s in specs]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
+    duplicates = sorted(n for n, seen in collections.Counter(names).items() if seen > 1)
     if duplicates:
         raise ConfigError(f"certificate names must be unique; repeated: {', '.join(duplicates)}")
     return specs
