@@ -144,7 +144,8 @@ def test_host_job_writes_metrics_after_every_run(make_lab, job_env: dict[str, st
     """node_exporter's textfile collector gets the run's metrics (docs/metrics.md), parsed here
     by Prometheus' own parser: after an issuing run, and after a run that finds the CA down."""
     from cryptography import x509
-    from prometheus_client.parser import text_string_to_metric_families
+    # The Debian 13 lab node (trixie_lab stage) has no prometheus_client: the integration stage runs this.
+    text_string_to_metric_families = pytest.importorskip("prometheus_client.parser").text_string_to_metric_families
 
     def metrics() -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
         return {f.name: {tuple(sorted(s.labels.items())): s.value for s in f.samples}
