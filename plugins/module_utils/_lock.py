@@ -9,8 +9,9 @@ of them at once would both order what is due. ``held`` takes an exclusive ``floc
 a dotfile in that directory (HAProxy's directory loader skips dotfiles), waiting a
 bounded time; the second run then finds the first one's certificates valid.
 
-The lock is re-entrant within a process, so the job can hold it across ordering and
-deploying while the ordering layer takes it again.
+The lock is re-entrant within a thread, so the job can hold it across ordering and
+deploying while the ordering layer takes it again. Another thread of the same process
+waits like another process would: flock alone would let it in or deadlock it.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import
 LOCK_NAME = ".tlsops-haproxy-acme.lock"
 _POLL = 0.05
 
-_held: dict[str, int] = {}
-_guard = threading.Lock()
+# path -> [owning thread, depth]; waiters are woken when a path is released.
+_owners: dict[str, list[int]] = {}
+_released = threading.Condition()
 
 
 def lock_path(directory: str) -> str:
@@ -46,7 +48,7 @@ def _open(path: str) -> int:
         raise FileError(f"cannot open the lock file {path}: {exc.strerror}", path=path) from exc
 
 
-def _acquire(fd: int, path: str, timeout: float) -> None:
+def _acquire(fd: int, path: str, timeout: float, waited: float = 0.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -56,42 +58,49 @@ def _acquire(fd: int, path: str, timeout: float) -> None:
             if exc.errno not in (errno.EAGAIN, errno.EACCES):
                 raise FileError(f"cannot lock {path}: {exc.strerror}", path=path) from exc
         if time.monotonic() >= deadline:
-            raise FileError(
-                f"another run holds the lock {path} (the renewal timer's job or a playbook); "
-                f"gave up after {timeout:g} s: run again once it has finished",
-                path=path,
-            )
+            raise _busy(path, waited + timeout)
         time.sleep(_POLL)
+
+
+def _busy(path: str, timeout: float) -> FileError:
+    return FileError(
+        f"another run holds the lock {path} (the renewal timer's job or a playbook); "
+        f"gave up after {timeout:g} s: run again once it has finished",
+        path=path,
+    )
 
 
 @contextlib.contextmanager
 def held(directory: str, timeout: float = _defaults.LOCK_TIMEOUT) -> t.Iterator[None]:
     """Hold the directory's run lock for the ``with`` block; FileError after ``timeout`` seconds."""
     path = lock_path(os.path.abspath(directory))
-    with _guard:
-        if _held.get(path):
-            _held[path] += 1
-            fd = -1
-        else:
-            fd = _open(path)
-    if fd >= 0:
-        try:
-            _acquire(fd, path, timeout)
-        except BaseException:
-            os.close(fd)
-            raise
-        with _guard:
-            _held[path] = 1
+    me = threading.get_ident()
+    deadline = time.monotonic() + timeout
+    with _released:
+        while path in _owners and _owners[path][0] != me:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise _busy(path, timeout)
+            _released.wait(left)
+        outer = path not in _owners
+        if outer:
+            _owners[path] = [me, 0]
+        _owners[path][1] += 1
+    fd = -1
     try:
+        if outer:
+            fd = _open(path)
+            left = max(0.0, deadline - time.monotonic())
+            _acquire(fd, path, left, waited=timeout - left)
         yield
     finally:
-        with _guard:
-            _held[path] -= 1
-            last = _held[path] == 0
-            if last:
-                del _held[path]
         if fd >= 0:
             os.close(fd)  # closing releases the flock
+        with _released:
+            _owners[path][1] -= 1
+            if _owners[path][1] == 0:
+                del _owners[path]
+                _released.notify_all()
 
 
 def run_lock(directory: str, timeout: float | None = None, enabled: bool = True) -> t.ContextManager[None]:

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -84,3 +85,41 @@ def test_the_lock_file_is_a_dotfile_readable_by_the_group(tmp_path: Path) -> Non
         os.umask(old)
     path = tmp_path / _lock.LOCK_NAME
     assert path.name.startswith(".") and (path.stat().st_mode & 0o777) == 0o640
+
+
+def test_another_thread_waits_like_another_process(tmp_path: Path) -> None:
+    """Three deploys in threads of one process: each holds the lock alone, in turn."""
+    inside: list[int] = []
+    overlaps: list[int] = []
+
+    def work() -> None:
+        with _lock.held(str(tmp_path), timeout=10):
+            inside.append(1)
+            if len(inside) > 1:
+                overlaps.append(len(inside))
+            time.sleep(0.1)
+            inside.pop()
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    assert overlaps == [] and not _lock._owners
+
+
+def test_another_thread_gives_up_after_the_timeout(tmp_path: Path) -> None:
+    errors: list[str] = []
+
+    def work() -> None:
+        try:
+            with _lock.held(str(tmp_path), timeout=0.2):
+                pass
+        except FileError as exc:
+            errors.append(str(exc))
+
+    with _lock.held(str(tmp_path)):
+        thread = threading.Thread(target=work)
+        thread.start()
+        thread.join(timeout=5)
+    assert len(errors) == 1 and "gave up after 0.2 s" in errors[0]
