@@ -20,18 +20,7 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.tls i
 from tests.unit.plugins.module_utils._haproxy.fake_haproxy import FakeHaproxy
 from tests.unit.plugins.module_utils._haproxy.testcerts import bundle, mismatched_bundle, serial_of
 
-
-@pytest.fixture
-def certdir(tmp_path: Path) -> Path:
-    path = tmp_path / "certs"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def fake(tmp_path: Path, certdir: Path) -> t.Iterator[FakeHaproxy]:
-    with FakeHaproxy(tmp_path, crt_dir=str(certdir)) as server:
-        yield server
+# certdir and fake: conftest.py beside this file.
 
 
 def run(
