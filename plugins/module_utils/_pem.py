@@ -344,28 +344,39 @@ def domain_covered(domain: str, sans: t.Iterable[str]) -> bool:
     return False
 
 
+def structure_problem(bundle: Bundle) -> str | None:
+    """What keeps HAProxy from using ``bundle`` whatever the time (no key, a key for another
+    certificate, a chain out of order), or None: facts of the file alone, which an index
+    may keep (_index.py)."""
+    if bundle.key is None:
+        return "the bundle holds no private key"
+    if not key_matches_certificate(bundle.key, bundle.leaf):
+        return "the private key does not match the certificate"
+    for index, (cert, issuer) in enumerate(zip(bundle.certificates, bundle.certificates[1:])):
+        if cert.issuer != issuer.subject:
+            return f"the chain is out of order: certificate #{index + 1} is not issued by certificate #{index + 2}"
+    return None
+
+
+def validity_problem(info: CertInfo, now: dt.datetime) -> str | None:
+    """Why the certificate is not valid at ``now``, or None."""
+    if now < info.not_before:
+        return f"the certificate is not valid before {isoformat(info.not_before)}"
+    if now >= info.not_after:
+        return f"the certificate expired on {isoformat(info.not_after)}"
+    return None
+
+
 def check_bundle(
     bundle: Bundle,
     expected_domains: t.Iterable[str] | None = None,
     now: dt.datetime | None = None,
 ) -> None:
     """Refuse a bundle HAProxy must not be given; PemError says why."""
-    now = now or utcnow()
     info = bundle.info()
-    if bundle.key is None:
-        raise PemError("the bundle holds no private key")
-    if not key_matches_certificate(bundle.key, bundle.leaf):
-        raise PemError("the private key does not match the certificate", serial=info.serial)
-    if now < info.not_before:
-        raise PemError(f"the certificate is not valid before {isoformat(info.not_before)}", serial=info.serial)
-    if now >= info.not_after:
-        raise PemError(f"the certificate expired on {isoformat(info.not_after)}", serial=info.serial)
-    for index, (cert, issuer) in enumerate(zip(bundle.certificates, bundle.certificates[1:])):
-        if cert.issuer != issuer.subject:
-            raise PemError(
-                f"the chain is out of order: certificate #{index + 1} is not issued by certificate #{index + 2}",
-                serial=info.serial,
-            )
+    problem = structure_problem(bundle) or validity_problem(info, now or utcnow())
+    if problem:
+        raise PemError(problem, serial=info.serial)
     missing = [d for d in (expected_domains or []) if not domain_covered(d, info.domains)]
     if missing:
         raise PemError(

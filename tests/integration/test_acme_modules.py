@@ -22,6 +22,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._index import INDEX_NAME
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._lock import LOCK_NAME
 from tests.lab.lab import Lab, LabInfo, count_orders, free_port
 
@@ -53,7 +54,7 @@ def verify_chain(info: LabInfo, pem: Path) -> None:
 
 
 def no_temp_files(cert_dir: Path) -> bool:
-    return not [p for p in cert_dir.iterdir() if p.name.startswith(".") and p.name != LOCK_NAME]
+    return not [p for p in cert_dir.iterdir() if p.name.startswith(".") and p.name not in (LOCK_NAME, INDEX_NAME)]
 
 
 @pytest.fixture

@@ -23,7 +23,14 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.client i
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.lazy import Lazy
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.names import check_cert_name, normalize_domains
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.poll import Poller
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.renewal import Decision, decide
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.renewal import (
+    FACTS_KIND,
+    Current,
+    Decision,
+    current,
+    decide,
+    facts_of,
+)
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import (
     AcmeError,
     ConfigError,
@@ -36,8 +43,10 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._files import 
     read_optional,
     set_attributes,
 )
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._index import BundleIndex
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import (
     KEY_TYPES,
+    Bundle,
     CertInfo,
     bundle_pem,
     check_bundle,
@@ -115,11 +124,7 @@ class _Plan:
     spec: CertSpec
     result: CertResult
     decision: Decision | None = None
-    existing: bytes | None = field(default=None, repr=False)
-
-    @property
-    def existed(self) -> bool:
-        return self.existing is not None
+    existed: bool = False
 
 
 class Issuer:
@@ -132,6 +137,9 @@ class Issuer:
         self.poller = Poller(self.clock, options.poll_timeout)
         self._account: Lazy[None] = Lazy(prepare_account)
         self._renewal_info: Lazy[str | None] = Lazy(self._find_renewal_info)
+        # What the bundles say, kept beside them: a run with nothing due parses none (_index.py).
+        self.index = BundleIndex(options.cert_dir, enabled=not options.check_mode)
+        self._cert_dir_checked: dict[bool, FileError | None] = {}
 
     # ------------------------------------------------------------ planning (no request to the CA)
 
@@ -145,17 +153,37 @@ class Issuer:
                 raise ConfigError(f"unknown key_type {spec.key_type!r}; choose one of {', '.join(KEY_TYPES)}")
             spec.profile = profiles.check_name(spec.profile, spec.name)
             self._check_cert_dir(writable=False)
-            plan.existing = read_optional(path)
-            plan.result.profile = profiles.recorded(plan.existing)
-            plan.decision = self._decide(plan, now)
+            existing = self._current(path)
+            plan.existed = existing is not None
+            plan.result.profile = existing.profile if isinstance(existing, Current) else None
+            plan.decision = self._decide(plan, now, existing)
             self._predict(plan)
         except HaproxyAcmeError as exc:
             self._fail(plan, exc)
         return plan
 
-    def _decide(self, plan: _Plan, now: dt.datetime, window: ari.RenewalWindow | None = None) -> Decision:
+    def _current(self, path: str) -> Current | str | None:
+        """The file at ``path`` for the renewal rule (None: no file), from the index when it is unchanged."""
+
+        def load() -> Bundle:
+            data = read_optional(path)
+            if data is None:
+                raise FileError(f"{path} was removed during the run", path=path)
+            return parse_bundle(data)
+
+        exists, facts = self.index.get(path, FACTS_KIND, facts_of)
+        if not exists or facts is None:
+            return None
+        try:
+            return current(facts, load)
+        except (KeyError, TypeError, ValueError):  # an index entry of another shape: read the file
+            data = read_optional(path)
+            return None if data is None else current(facts_of(data), load)
+
+    def _decide(self, plan: _Plan, now: dt.datetime, existing: Current | str | None,
+                window: ari.RenewalWindow | None = None) -> Decision:
         spec = plan.spec
-        return decide(plan.existing, spec.domains, spec.key_type, self.options.remaining_days,
+        return decide(existing, spec.domains, spec.key_type, self.options.remaining_days,
                       profile=spec.profile, force=self.options.force, ari_window=window, now=now)
 
     def _predict(self, plan: _Plan) -> None:
@@ -173,11 +201,20 @@ class Issuer:
                 result.reason += ATTRIBUTES_DIFFER
 
     def _check_cert_dir(self, writable: bool = True) -> None:
+        """FileError when cert_dir is missing (or, to write, not writable); asked once per run."""
+        if writable not in self._cert_dir_checked:
+            self._cert_dir_checked[writable] = self._cert_dir_problem(writable)
+        problem = self._cert_dir_checked[writable]
+        if problem is not None:
+            raise problem
+
+    def _cert_dir_problem(self, writable: bool) -> FileError | None:
         cert_dir = self.options.cert_dir
         if not os.path.isdir(cert_dir):
-            raise FileError(f"cert_dir {cert_dir} does not exist or is not a directory", path=cert_dir)
+            return FileError(f"cert_dir {cert_dir} does not exist or is not a directory", path=cert_dir)
         if writable and not os.access(cert_dir, os.W_OK | os.X_OK):
-            raise FileError(f"cert_dir {cert_dir} is not writable", path=cert_dir)
+            return FileError(f"cert_dir {cert_dir} is not writable", path=cert_dir)
+        return None
 
     def _fail(self, plan: _Plan, exc: BaseException) -> None:
         result = plan.result
@@ -200,15 +237,15 @@ class Issuer:
 
     def _ari_window(self, plan: _Plan) -> ari.RenewalWindow | None:
         bundle = plan.decision.bundle if plan.decision else None
-        cid = ari.cert_id(bundle.leaf) if bundle is not None else None
+        cid = bundle.cert_id if bundle is not None else None
         url = self._renewal_info.get() if cid else None
         return ari.fetch_window(self.client.transport, url, t.cast(str, cid)) if url else None
 
     def _key_for(self, plan: _Plan) -> PrivateKey:
         bundle = plan.decision.bundle if plan.decision else None
-        if self.options.reuse_key and bundle is not None and bundle.key is not None \
+        if self.options.reuse_key and bundle is not None and bundle.bundle().key is not None \
                 and bundle.info().key_type == plan.spec.key_type:
-            return bundle.key
+            return t.cast("PrivateKey", bundle.bundle().key)
         return generate_private_key(plan.spec.key_type)
 
     def _replaces(self, plan: _Plan) -> str | None:
@@ -216,7 +253,7 @@ class Issuer:
         bundle = plan.decision.bundle if plan.decision else None
         if not self.options.use_ari or bundle is None or not self._renewal_info.get():
             return None
-        return ari.cert_id(bundle.leaf)
+        return bundle.cert_id
 
     def _order(self, plan: _Plan) -> None:
         spec, result = plan.spec, plan.result
@@ -233,6 +270,7 @@ class Issuer:
         bundle = parse_bundle(data)
         check_bundle(bundle, spec.domains)  # never write what HAProxy must not load
         atomic_write(result.path, data, self.options.mode, self.options.owner, self.options.group)
+        self.index.put(result.path, FACTS_KIND, facts_of(data))
         result.info, result.changed, result.profile, result.replaces = bundle.info(), True, spec.profile, issued.replaces
         result.action = "renewed" if plan.existed else "issued"
         if issued.note:
@@ -259,7 +297,7 @@ class Issuer:
     def _redecide(self, plan: _Plan, window: ari.RenewalWindow) -> None:
         """Decide again with the CA's window; the result follows when ARI holds a renewal back."""
         was_due = t.cast(Decision, plan.decision).needs_renewal
-        plan.decision = self._decide(plan, self.clock_now(), window)
+        plan.decision = self._decide(plan, self.clock_now(), plan.decision.bundle if plan.decision else None, window)
         plan.result.reason = plan.decision.reason
         if was_due and not plan.decision.needs_renewal:
             self._predict(plan)
@@ -297,4 +335,5 @@ class Issuer:
             workers = max(1, min(self.options.concurrency, _defaults.MAX_CONCURRENCY, len(todo)))
             with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
                 list(pool.map(self._work, todo))
+        self.index.save()
         return [p.result for p in plans]

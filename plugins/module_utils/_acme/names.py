@@ -70,10 +70,12 @@ def _zone_scoped(name: str) -> bool:
     return bool(sep and zone) and _parse_ip(address) is not None
 
 
+# str.isspace() holds for these and for Unicode spaces (re's \s, on str, matches the same set).
+_SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
+
 _SHAPE_RULES: tuple[tuple[t.Callable[[str], bool], str], ...] = (
     (lambda name: not name, "empty"),
-    (lambda name: any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in name),
-     "contains whitespace or control characters"),
+    (lambda name: _SPACE_OR_CONTROL.search(name) is not None, "contains whitespace or control characters"),
     (lambda name: "*" in name, "wildcards cannot be validated with HTTP-01 (they need DNS-01)"),
     (_zone_scoped, "a zone-scoped address (with %zone) cannot be validated by a CA"),
     (lambda name: len(name) > MAX_NAME_LENGTH, f"longer than {MAX_NAME_LENGTH} characters"),

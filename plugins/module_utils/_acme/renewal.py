@@ -17,23 +17,114 @@ In order, the first that applies decides:
 
 A ``remaining_days`` at or above the lifetime would renew on every run, so the
 lifetime rule decides instead and the reason says so. ``force`` renews anyway.
+
+The rule reads a bundle through :class:`Current`: the facts of the file (its leaf's
+dates, names, key type and serial, what keeps it from being used, the profile it
+records), which :func:`facts_of` computes from the bytes and the directory's index
+keeps (_index.py), and the parsed bundle only when an ARI window or an order needs it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import typing as t
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme import profiles
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.ari import RenewalWindow, cert_id
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import PemError
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import Bundle, check_bundle, parse_bundle
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import (
+    Bundle,
+    CertInfo,
+    parse_bundle,
+    structure_problem,
+    validity_problem,
+)
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._time import isoformat
 
 #: Below this lifetime, renew at half of it rather than at a third (6-day certificates).
 SHORT_LIFETIME_DAYS = 10.0
 DAY_SECONDS = 86400.0
+
+
+#: The index's name for the facts below (_index.BundleIndex.get).
+FACTS_KIND = "renewal"
+_INFO_TEXT = ("serial", "subject", "issuer", "sha1_fingerprint", "key_type")
+
+
+def _parsed(data: bytes) -> tuple[Bundle | None, str]:
+    try:
+        bundle = parse_bundle(data)
+        bundle.info()
+    except PemError as exc:
+        return None, exc.msg
+    return bundle, ""
+
+
+def _facts(bundle: Bundle, data: bytes) -> dict[str, t.Any]:
+    info = bundle.info()
+    return {
+        "info": {**{k: getattr(info, k) for k in _INFO_TEXT}, "domains": list(info.domains),
+                 "not_before": info.not_before.timestamp(), "not_after": info.not_after.timestamp()},
+        "problem": structure_problem(bundle),
+        "profile": profiles.recorded(data),
+        "cert_id": cert_id(bundle.leaf),
+    }
+
+
+def facts_of(data: bytes) -> dict[str, t.Any]:
+    """What the rule needs of a bundle file, as JSON for the index: ``{"unusable": why}`` for
+    bytes that are no bundle; else the leaf's facts, what keeps the bundle from use whatever
+    the time (or None), the profile it records and its ARI certID (or None)."""
+    bundle, why = _parsed(data)
+    return _facts(bundle, data) if bundle is not None else {"unusable": why}
+
+
+def _info_from(facts: t.Mapping[str, t.Any]) -> CertInfo:
+    return CertInfo(
+        **{k: str(facts[k]) for k in _INFO_TEXT}, domains=tuple(str(d) for d in facts["domains"]),
+        not_before=dt.datetime.fromtimestamp(float(facts["not_before"]), dt.timezone.utc),
+        not_after=dt.datetime.fromtimestamp(float(facts["not_after"]), dt.timezone.utc),
+    )
+
+
+@dataclass
+class Current:
+    """A bundle file that parses, as the rule reads it: its facts now, and the parsed bundle
+    (the key, for ``reuse_key``) on first use, from ``load``."""
+
+    _info: CertInfo
+    problem: str | None
+    profile: str | None
+    cert_id: str | None
+    load: t.Callable[[], Bundle] = field(repr=False)
+    _bundle: Bundle | None = field(default=None, init=False, repr=False)
+
+    def info(self) -> CertInfo:
+        return self._info
+
+    def bundle(self) -> Bundle:
+        if self._bundle is None:
+            self._bundle = self.load()
+        return self._bundle
+
+
+def current(facts: t.Mapping[str, t.Any], load: t.Callable[[], Bundle]) -> Current | str:
+    """The file as :class:`Current` from :func:`facts_of`, or why it is unusable. KeyError,
+    TypeError or ValueError for facts of another shape (a damaged index)."""
+    if "unusable" in facts:
+        return f"the current file is unusable ({facts['unusable']})"
+    cid = facts["cert_id"]
+    return Current(_info_from(facts["info"]), facts["problem"], facts["profile"],
+                   None if cid is None else str(cid), load)
+
+
+def current_of(data: bytes) -> Current | str:
+    """:func:`current` for bytes at hand, parsed once."""
+    bundle, why = _parsed(data)
+    if bundle is None:
+        return f"the current file is unusable ({why})"
+    return current(_facts(bundle, data), lambda: bundle)
 
 
 @dataclass
@@ -42,7 +133,7 @@ class Decision:
 
     needs_renewal: bool
     reason: str
-    bundle: Bundle | None = None
+    bundle: Current | None = None
     by_timing: bool = False  # decided by time left or ARI: the bundle fits what is asked
 
     def __iter__(self) -> t.Iterator[t.Any]:
@@ -55,21 +146,12 @@ def lifetime_threshold(lifetime: float) -> float:
     return lifetime / 2 if lifetime < SHORT_LIFETIME_DAYS else lifetime / 3
 
 
-def _usable_bundle(existing: bytes) -> tuple[Bundle | None, str]:
-    try:
-        bundle = parse_bundle(existing)
-    except PemError as exc:
-        return None, f"the current file is unusable ({exc.msg})"
-    return bundle, ""
-
-
-def _mismatch(bundle: Bundle, domains: t.Sequence[str], key_type: str | None, now: dt.datetime) -> str | None:
+def _mismatch(bundle: Current, domains: t.Sequence[str], key_type: str | None, now: dt.datetime) -> str | None:
     """Why the bundle does not fit what is asked, or None."""
     info = bundle.info()
-    try:
-        check_bundle(bundle, None, now)
-    except PemError as exc:
-        return f"the current certificate is unusable ({exc.msg})"
+    problem = bundle.problem or validity_problem(info, now)
+    if problem:
+        return f"the current certificate is unusable ({problem})"
     if set(info.domains) != set(domains):
         return f"the domains differ (the certificate has {', '.join(info.domains) or 'none'})"
     if key_type and info.key_type != key_type:
@@ -77,24 +159,23 @@ def _mismatch(bundle: Bundle, domains: t.Sequence[str], key_type: str | None, no
     return None
 
 
-def _profile_changed(existing: bytes, profile: str | None) -> str | None:
+def _profile_changed(had: str | None, profile: str | None) -> str | None:
     """A profile is asked and the bundle records another one (none recorded: next renewal)."""
-    had = profiles.recorded(existing)
     if profile and had and had != profile:
         return f"the profile differs (the certificate was ordered with {had!r}, {profile!r} is asked)"
     return None
 
 
-def _window_for(bundle: Bundle, window: RenewalWindow | None) -> RenewalWindow | None:
+def _window_for(bundle: Current, window: RenewalWindow | None) -> RenewalWindow | None:
     """The CA's window when it applies: RFC 9773 section 4.1 needs an AKI, and a window
     that opens only after the certificate expired cannot be followed (section 4.2)."""
-    if window is None or cert_id(bundle.leaf) is None or window.start >= bundle.info().not_after:
+    if window is None or bundle.cert_id is None or window.start >= bundle.info().not_after:
         return None
     return window
 
 
-def _ari_rule(bundle: Bundle, window: RenewalWindow, now: dt.datetime) -> tuple[bool, str]:
-    cid = t.cast(str, cert_id(bundle.leaf))
+def _ari_rule(bundle: Current, window: RenewalWindow, now: dt.datetime) -> tuple[bool, str]:
+    cid = t.cast(str, bundle.cert_id)
     if window.due(cid, now):
         reason = f"the CA's renewal window (ARI) opened at {isoformat(window.start)}"
         return True, reason + (f", see {window.explanation_url}" if window.explanation_url else "")
@@ -137,7 +218,7 @@ def due_by_time(not_before: dt.datetime, not_after: dt.datetime, remaining_days:
     return _explicit_rule(days, lifetime, remaining_days) or _lifetime_rule(days, lifetime, remaining_days)
 
 
-def _timing(bundle: Bundle, remaining_days: float | None, window: RenewalWindow | None,
+def _timing(bundle: Current, remaining_days: float | None, window: RenewalWindow | None,
             now: dt.datetime) -> tuple[bool, str]:
     """Rules 2-4 of the module docstring for a bundle that fits what is asked."""
     info = bundle.info()
@@ -153,7 +234,7 @@ def _timing(bundle: Bundle, remaining_days: float | None, window: RenewalWindow 
 
 
 def decide(
-    existing: bytes | None,
+    existing: bytes | Current | str | None,
     domains: t.Sequence[str],
     key_type: str | None,
     remaining_days: float | None = None,
@@ -163,14 +244,15 @@ def decide(
     ari_window: RenewalWindow | None = None,
     now: dt.datetime | None = None,
 ) -> Decision:
-    """Whether to order for ``existing`` (the file's bytes or None), and which rule decided."""
+    """Whether to order for ``existing`` (the file's bytes, its :func:`current`, or None when
+    there is no file), and which rule decided."""
     now = now or dt.datetime.now(dt.timezone.utc)
     if existing is None:
         return Decision(True, "no certificate yet")
-    bundle, problem = _usable_bundle(existing)
-    if bundle is None:
-        return Decision(True, problem)
-    reason = _mismatch(bundle, domains, key_type, now) or _profile_changed(existing, profile)
+    bundle = current_of(existing) if isinstance(existing, bytes) else existing
+    if isinstance(bundle, str):
+        return Decision(True, bundle)
+    reason = _mismatch(bundle, domains, key_type, now) or _profile_changed(bundle.profile, profile)
     if reason:
         return Decision(True, reason, bundle)
     due, reason = _timing(bundle, remaining_days, ari_window, now)

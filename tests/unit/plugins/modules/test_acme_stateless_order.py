@@ -14,6 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.transport import Transport
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._index import INDEX_NAME
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._lock import LOCK_NAME
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import (
     check_bundle,
@@ -88,7 +89,7 @@ def test_batch_with_one_failure(fake: FakeAcme, module_main: ModuleMain, base: d
     assert "certificate 'wild' (*.example): " in result["msg"] and "wildcards" in result["msg"]
     assert "name" not in result  # batch: no top-level copy
     assert parse_bundle((Path(base["cert_dir"]) / "three.pem").read_bytes()).info().key_type == "rsa2048"
-    assert sorted(n for n in os.listdir(base["cert_dir"]) if n != LOCK_NAME) == ["one.pem", "three.pem"]
+    assert sorted(n for n in os.listdir(base["cert_dir"]) if n not in (LOCK_NAME, INDEX_NAME)) == ["one.pem", "three.pem"]
 
 
 def test_no_account_and_no_terms(fake: FakeAcme, module_main: ModuleMain, base: dict[str, t.Any]) -> None:

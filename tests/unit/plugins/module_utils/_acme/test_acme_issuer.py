@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme import account, ari
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme import account, ari, renewal
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.client import AcmeClient
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.issuer import CertSpec, Issuer, Options
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import PemError
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._index import INDEX_NAME
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import (
     check_bundle,
     load_certificates,
@@ -242,7 +243,7 @@ def test_one_failure_does_not_stop_the_batch_and_keeps_the_old_file(env: Env) ->
     assert bad.msg.startswith("certificate 'bad' (ok.example, fails.example): validation of fails.example failed: ")
     assert "unauthorized: Invalid response from http://fails.example/" in bad.msg
     assert env.pem("bad") == before
-    assert [p.name for p in env.cert_dir.iterdir() if p.name.startswith(".")] == []
+    assert [p.name for p in env.cert_dir.iterdir() if p.name.startswith(".") and p.name != INDEX_NAME] == []
 
 
 def test_rejected_identifier_names_the_domain(env: Env) -> None:
@@ -319,3 +320,48 @@ def test_many_with_bad_nonces(env: Env, concurrency: int) -> None:
         leaf = load_certificates(env.pem(f"c{i}"))[0]
         assert set(leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
             x509.DNSName)) == {f"c{i}.example", f"www.c{i}.example"}
+
+
+# ------------------------------------------------------------ the directory's index (_index.py)
+
+
+def _count_parses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    real = renewal.parse_bundle
+
+    def counting(data: bytes, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        calls.append(1)
+        return real(data, *args, **kwargs)
+
+    monkeypatch.setattr(renewal, "parse_bundle", counting)
+    return calls
+
+
+def test_nothing_due_parses_no_bundle_once_indexed(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    specs = [spec(f"c{i}") for i in range(5)]
+    env.run(specs)  # issued: the facts of each new bundle are kept as it is written
+    parses = _count_parses(monkeypatch)
+    results = env.run(specs, use_ari=False)
+    assert {r.action for r in results.values()} == {"unchanged"} and len(parses) == 0
+    assert (env.cert_dir / INDEX_NAME).stat().st_mode & 0o777 == 0o640
+    text = (env.cert_dir / INDEX_NAME).read_text()
+    assert "PRIVATE" not in text and "c0.pem" in text
+
+
+def test_a_replaced_bundle_is_read_again(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    env.run([spec("a"), spec("b")])
+    other = env.cert_dir / "other.pem"
+    env.run([spec("other", "a.example")])  # a valid bundle for a.example's name set
+    os.replace(other, env.cert_dir / "a.pem")  # replaced behind the index's back
+    parses = _count_parses(monkeypatch)
+    results = env.run([spec("a"), spec("b")], use_ari=False)
+    assert (results["a"].action, results["b"].action) == ("unchanged", "unchanged")
+    assert results["a"].info is not None and results["a"].info.serial == parse_bundle(env.pem("a")).info().serial
+    assert len(parses) == 1  # a.pem only
+
+
+def test_check_mode_leaves_no_index(env: Env) -> None:
+    env.run([spec("a")])
+    (env.cert_dir / INDEX_NAME).unlink()
+    env.run([spec("a")], check_mode=True)
+    assert not (env.cert_dir / INDEX_NAME).exists()

@@ -6,13 +6,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import typing as t
 
 import pytest
 
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme import profiles
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.ari import RenewalWindow
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.renewal import decide, lifetime_threshold
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.renewal import (
+    current,
+    decide,
+    facts_of,
+    lifetime_threshold,
+)
 from tests.unit.plugins.module_utils._acme.bundles import NOW, make_bundle
 
 DOMAINS = ["a.example", "www.a.example"]
@@ -64,6 +70,36 @@ def test_decide(existing: t.Callable[[], bytes | None], key_type: str | None, re
     needs, why = decision
     assert needs is renew
     assert reason in why
+
+
+@pytest.mark.parametrize(("existing", "key_type", "remaining", "force", "window", "renew", "reason"), TABLE)
+def test_decide_from_the_index_is_the_same(existing: t.Callable[[], bytes | None], key_type: str | None,
+                                           remaining: float, force: bool, window: RenewalWindow | None,
+                                           renew: bool, reason: str) -> None:
+    """The facts an index keeps (facts_of, through JSON) decide as the bytes do, without parsing again."""
+    data = existing()
+    direct = decide(data, DOMAINS, key_type, remaining, force=force, ari_window=window, now=NOW)
+    if data is None:
+        return
+    facts = json.loads(json.dumps(facts_of(data)))
+
+    def load() -> t.NoReturn:
+        raise AssertionError("the bundle was parsed")
+
+    known = current(facts, load)
+    indexed = decide(known, DOMAINS, key_type, remaining, force=force, ari_window=window, now=NOW)
+    assert (indexed.needs_renewal, indexed.reason, indexed.by_timing) == (direct.needs_renewal, direct.reason,
+                                                                         direct.by_timing)
+    if direct.bundle is not None:
+        assert indexed.bundle is not None and indexed.bundle.info() == direct.bundle.info()
+        assert indexed.bundle.cert_id == direct.bundle.cert_id
+
+
+def test_facts_hold_no_key_material() -> None:
+    data = make_bundle(DOMAINS)
+    text = json.dumps(facts_of(data))
+    assert "PRIVATE" not in text and "BEGIN" not in text
+    assert sorted(facts_of(data)) == ["cert_id", "info", "problem", "profile"]
 
 
 def test_usable_bundle_is_returned() -> None:
