@@ -210,6 +210,8 @@ def ip_text(name: str) -> str | None:
     brackets), as names.normalize_domain writes it; None when ``name`` is no address."""
     if name.startswith("[") and name.endswith("]"):
         name = name[1:-1]
+    if ":" not in name and not name[-1:].isdigit():
+        return None  # an IPv6 address has a ':', an IPv4 one ends in a digit: spare the exception
     try:
         return str(ipaddress.ip_address(name))
     except ValueError:
@@ -251,6 +253,23 @@ class CertInfo:
 
     def days_left(self, now: dt.datetime | None = None) -> float:
         return (self.not_after - (now or utcnow())).total_seconds() / 86400.0
+
+    def to_json(self) -> dict[str, t.Any]:
+        """The facts as JSON (dates in Unix seconds), for an index (_index.py); from_json reads them back."""
+        return {"serial": self.serial, "not_before": self.not_before.timestamp(), "not_after": self.not_after.timestamp(),
+                "domains": list(self.domains), "subject": self.subject, "issuer": self.issuer,
+                "sha1_fingerprint": self.sha1_fingerprint, "key_type": self.key_type}
+
+    @classmethod
+    def from_json(cls, data: t.Mapping[str, t.Any]) -> CertInfo:
+        """KeyError, TypeError or ValueError for data of another shape."""
+        return cls(
+            serial=str(data["serial"]), subject=str(data["subject"]), issuer=str(data["issuer"]),
+            sha1_fingerprint=str(data["sha1_fingerprint"]), key_type=str(data["key_type"]),
+            domains=tuple(str(d) for d in data["domains"]),
+            not_before=dt.datetime.fromtimestamp(float(data["not_before"]), dt.timezone.utc),
+            not_after=dt.datetime.fromtimestamp(float(data["not_after"]), dt.timezone.utc),
+        )
 
     def as_dict(self, now: dt.datetime | None = None) -> dict[str, t.Any]:
         return {
@@ -374,7 +393,15 @@ def check_bundle(
 ) -> None:
     """Refuse a bundle HAProxy must not be given; PemError says why."""
     info = bundle.info()
-    problem = structure_problem(bundle) or validity_problem(info, now or utcnow())
+    problem = structure_problem(bundle)
+    if problem:
+        raise PemError(problem, serial=info.serial)
+    check_facts(info, expected_domains, now)
+
+
+def check_facts(info: CertInfo, expected_domains: t.Iterable[str] | None = None, now: dt.datetime | None = None) -> None:
+    """What check_bundle asks of the leaf alone: valid now, and covering ``expected_domains``."""
+    problem = validity_problem(info, now or utcnow())
     if problem:
         raise PemError(problem, serial=info.serial)
     missing = [d for d in (expected_domains or []) if not domain_covered(d, info.domains)]

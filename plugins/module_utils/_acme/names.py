@@ -49,6 +49,8 @@ def _parse_ip(name: str) -> IpAddress | None:
     """The address ``name`` writes (an IPv6 one may come in brackets, as in a URL), or None."""
     if name.startswith("[") and name.endswith("]"):
         name = name[1:-1]
+    if ":" not in name and not name[-1:].isdigit():
+        return None  # an IPv6 address has a ':', an IPv4 one ends in a digit: spare the exception
     try:
         return ipaddress.ip_address(name)
     except ValueError:

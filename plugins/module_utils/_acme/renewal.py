@@ -49,7 +49,6 @@ DAY_SECONDS = 86400.0
 
 #: The index's name for the facts below (_index.BundleIndex.get).
 FACTS_KIND = "renewal"
-_INFO_TEXT = ("serial", "subject", "issuer", "sha1_fingerprint", "key_type")
 
 
 def _parsed(data: bytes) -> tuple[Bundle | None, str]:
@@ -62,10 +61,8 @@ def _parsed(data: bytes) -> tuple[Bundle | None, str]:
 
 
 def _facts(bundle: Bundle, data: bytes) -> dict[str, t.Any]:
-    info = bundle.info()
     return {
-        "info": {**{k: getattr(info, k) for k in _INFO_TEXT}, "domains": list(info.domains),
-                 "not_before": info.not_before.timestamp(), "not_after": info.not_after.timestamp()},
+        "info": bundle.info().to_json(),
         "problem": structure_problem(bundle),
         "profile": profiles.recorded(data),
         "cert_id": cert_id(bundle.leaf),
@@ -78,14 +75,6 @@ def facts_of(data: bytes) -> dict[str, t.Any]:
     the time (or None), the profile it records and its ARI certID (or None)."""
     bundle, why = _parsed(data)
     return _facts(bundle, data) if bundle is not None else {"unusable": why}
-
-
-def _info_from(facts: t.Mapping[str, t.Any]) -> CertInfo:
-    return CertInfo(
-        **{k: str(facts[k]) for k in _INFO_TEXT}, domains=tuple(str(d) for d in facts["domains"]),
-        not_before=dt.datetime.fromtimestamp(float(facts["not_before"]), dt.timezone.utc),
-        not_after=dt.datetime.fromtimestamp(float(facts["not_after"]), dt.timezone.utc),
-    )
 
 
 @dataclass
@@ -115,7 +104,7 @@ def current(facts: t.Mapping[str, t.Any], load: t.Callable[[], Bundle]) -> Curre
     if "unusable" in facts:
         return f"the current file is unusable ({facts['unusable']})"
     cid = facts["cert_id"]
-    return Current(_info_from(facts["info"]), facts["problem"], facts["profile"],
+    return Current(CertInfo.from_json(facts["info"]), facts["problem"], facts["profile"],
                    None if cid is None else str(cid), load)
 
 

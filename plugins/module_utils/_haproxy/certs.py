@@ -67,6 +67,7 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.trans
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import (
     CertInfo,
     check_bundle,
+    check_facts,
     parse_bundle,
 )
 
@@ -89,9 +90,14 @@ class Desired:
     path: str
     state: str = PRESENT
     crt_list: str | None = None
-    pem: str | None = field(default=None, repr=False)
+    pem: str | None = field(default=None, repr=False)  # None: absent, or known from the index (desired_known)
     info: CertInfo | None = None
     chain: ChainNames = field(default_factory=lambda: ChainNames(0))
+
+    @property
+    def known(self) -> bool:
+        """Present, with facts from the directory's index and no payload read yet."""
+        return self.state == PRESENT and self.pem is None
 
     @property
     def leaf(self) -> CertInfo:
@@ -127,6 +133,36 @@ def desired_present(
     payload = cmd.pem_payload(pem)
     cmd.set_cert(path, payload, bufsize)  # refuses what cannot fit HAProxy's buffer
     return Desired(path, PRESENT, crt_list, payload, bundle.info(), chain_names(bundle.chain))
+
+
+#: The index's name for the facts below (_index.BundleIndex.get).
+FACTS_KIND = "deploy"
+
+
+def deploy_facts(desired: Desired) -> dict[str, t.Any]:
+    """What a deploy compares with HAProxy, from a bundle desired_present accepted, as JSON
+    for the index: the leaf's facts and the chain's names."""
+    chain, info = desired.chain, desired.leaf
+    return {"info": info.to_json(), "chain": [chain.count, list(chain.subjects), list(chain.issuers), chain.exact]}
+
+
+def desired_known(
+    path: str,
+    facts: t.Mapping[str, t.Any],
+    crt_list: str | None = None,
+    expected_domains: t.Iterable[str] | None = None,
+) -> Desired:
+    """:func:`desired_present` from the facts of an unchanged file (deploy_facts): what a
+    comparison with HAProxy needs, and no payload. Before anything is sent, the deploy
+    replaces it with desired_present over the file's bytes (all checks, bufsize too).
+    KeyError, TypeError or ValueError for facts of another shape."""
+    crt_list = normal_crt_list(crt_list)
+    check_path(path, crt_list)
+    info = CertInfo.from_json(facts["info"])
+    count, subjects, issuers, exact = facts["chain"]
+    chain = ChainNames(int(count), tuple(str(x) for x in subjects), tuple(str(x) for x in issuers), bool(exact))
+    check_facts(info, expected_domains)
+    return Desired(path, PRESENT, crt_list, None, info, chain)
 
 
 def desired_absent(path: str, crt_list: str | None = None) -> Desired:

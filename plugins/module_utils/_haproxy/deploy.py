@@ -54,6 +54,7 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._files import 
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.certs import (
     ABSENT,
     CREATED,
+    FACTS_KIND,
     FAILED,
     PRESENT,
     REMOVED,
@@ -63,7 +64,9 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.certs
     Desired,
     Plan,
     decide,
+    deploy_facts,
     desired_absent,
+    desired_known,
     desired_present,
 )
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.parse import RuntimeCert
@@ -72,6 +75,7 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.trans
     RuntimeApi,
     parse_address,
 )
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._index import BundleIndex
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import (
     CertInfo,
     ip_text,
@@ -256,8 +260,9 @@ def deploy(requests: t.Sequence[Request], options: Options, api_factory: ApiFact
     """Check, write and push every certificate; never raises for one certificate's failure."""
     _refuse_duplicates(requests)
     report = Report([Entry(r) for r in requests])
+    indexes: dict[str, BundleIndex] = {}  # by directory: facts of the bundles deployed from where they are
     for entry in report.entries:
-        _prepare(entry, options)
+        _prepare(entry, options, indexes)
     candidates = [e for e in report.entries if e.desired is not None and not e.failed]
     try:
         locks = _run_locks(candidates, options)
@@ -269,6 +274,8 @@ def deploy(requests: t.Sequence[Request], options: Options, api_factory: ApiFact
     with locks:
         try:
             ready = _deploy_locked(candidates, links, options, api_factory)
+            for index in indexes.values():
+                index.save()
         finally:
             for link in links:
                 if link.api is not None:
@@ -291,6 +298,7 @@ def _deploy_locked(
     if candidates:
         links.extend(_look(candidates, address, options, api_factory) for address in options.sockets)
     _keep_newer(candidates, links)
+    _load_known(candidates, links, options)
     _write_all([e for e in candidates if not e.failed and e.kept is None], options)
     ready = [e for e in candidates if not e.failed and e.kept is None]
     for link in links:
@@ -398,17 +406,67 @@ def _refuse_duplicates(requests: t.Sequence[Request]) -> None:
         seen.add(request.path)
 
 
-def _prepare(entry: Entry, options: Options) -> None:
+def _prepare(entry: Entry, options: Options, indexes: dict[str, BundleIndex]) -> None:
     request = entry.request
     try:
         if request.state == ABSENT:
             entry.desired = desired_absent(request.path, request.crt_list)
+        elif request.pem is None and (request.pem_src or request.path) == request.path:
+            entry.desired = _desired_from_disk(request, options, indexes)
         else:
             entry.desired = desired_present(
                 request.path, _bundle_bytes(request), request.crt_list, request.expected_domains, options.bufsize
             )
     except HaproxyAcmeError as exc:
         entry.fail(exc)
+
+
+def _desired_from_disk(request: Request, options: Options, indexes: dict[str, BundleIndex]) -> Desired:
+    """The file at ``path`` itself: from its directory's index while the file is unchanged
+    (no parse; _load_known reads it if it must be sent), else checked in full and indexed."""
+    directory = os.path.dirname(request.path)
+    index = indexes.get(directory)
+    if index is None:
+        index = indexes[directory] = BundleIndex(directory, enabled=not options.check_mode)
+    checked: list[Desired] = []
+
+    def compute(data: bytes) -> dict[str, t.Any]:
+        checked.append(desired_present(request.path, data, request.crt_list, request.expected_domains,
+                                       options.bufsize))
+        return deploy_facts(checked[0])
+
+    exists, facts = index.get(request.path, FACTS_KIND, compute)
+    if not exists:
+        raise ConfigError(f"the PEM bundle {request.path} does not exist", path=request.path, pem_src=request.path)
+    if checked:
+        return checked[0]
+    try:
+        return desired_known(request.path, t.cast(t.Dict[str, t.Any], facts), request.crt_list,
+                             request.expected_domains)
+    except (KeyError, TypeError, ValueError):  # an entry of another shape: check the file itself
+        return desired_present(request.path, _bundle_bytes(request), request.crt_list, request.expected_domains,
+                               options.bufsize)
+
+
+def _load_known(entries: list[Entry], links: list[Link], options: Options) -> None:
+    """Read and check in full (desired_present, bufsize too) each bundle known from the index that
+    is to be written or sent; one HAProxy serves already, and that is not written, stays unread."""
+    for entry in entries:
+        desired = t.cast(Desired, entry.desired)
+        if entry.failed or entry.kept is not None or not desired.known:
+            continue
+        needed = options.write_file or any(
+            id(entry) in link.observed and decide(desired, *link.observed[id(entry)]).action != UNCHANGED
+            for link in links
+        )
+        if not needed:
+            continue
+        request = entry.request
+        try:
+            entry.desired = desired_present(request.path, _bundle_bytes(request), request.crt_list,
+                                            request.expected_domains, options.bufsize)
+        except HaproxyAcmeError as exc:
+            entry.fail(exc)
 
 
 def _bundle_bytes(request: Request) -> bytes:
