@@ -15,7 +15,12 @@ With ``--profile``, each run also goes through ansible.posix's ``profile_tasks``
 (from PyPI's ``ansible`` package, in the virtualenv bench/peers/crypto.py keeps; ansible-core
 2.19 ships no such callback) and the slowest tasks of each run are printed.
 
-Usage: bench/fleet [--certs N] [--nodes N] [--name SET] [--keep DIR] [--profile [N]]
+Each run prints its wall time, the orders pebble logged, and its phases (read, plan, seed,
+order, push, verify, summary) with the orchestration share: the part of the run outside
+the order step and the push. ``--sizes 10x3,100x6,300x10`` runs several sizes one after
+the other, each on its own nodes.
+
+Usage: bench/fleet [--certs N] [--nodes N | --sizes CxN,...] [--name SET] [--keep DIR] [--profile [N]]
 """
 
 from __future__ import annotations
@@ -45,13 +50,32 @@ baseline quoted in issue 5 (same machine):
   Let's Encrypt allows 5 duplicate certificates per week"""
 
 
+PHASES = (
+    ("read", "Read what each node serves, and HAProxy's worker PID"),
+    ("plan", "Plan the run from what the nodes ask for and serve"),
+    ("seed", "Copy the newest bundles from the nodes to the scratch directory"),
+    ("order", "Issue or renew what is due"),
+    ("push", "Make every node serve the newest certificates"),
+    ("verify", "Read what each node serves after the push"),
+    ("summary", "Summarise the run"),
+)
+
+
+def phases(run: Run) -> dict[str, float]:
+    """Seconds per phase of the fleet renewal (fleet_issue.yml), from the task banners;
+    a phase of several tasks (the seed copy) is their sum."""
+    return {name: sum(s for banner, s in run.tasks if task in banner) for name, task in PHASES}
+
+
 def line(what: str, run: Run, orders: int) -> str:
     changed = sum(run.changed().values())
-    order_step = run.task_seconds("Issue or renew what is due")
-    push_step = run.task_seconds("Make every node serve the newest certificates")
+    split = phases(run)
+    work = split["order"] + split["push"]
+    share = 100 * (1 - work / run.seconds) if run.seconds else 0.0
     return (f"{what:<34} {run.seconds:6.2f} s   orders: {orders:3d}   changed tasks: {changed:3d}   rc={run.rc}\n"
-            f"{'':<34} order step (one module run on the controller) {order_step:5.2f} s,"
-            f" push to all nodes {push_step:5.2f} s")
+            f"{'':<34} order step (one module run on the controller) {split['order']:5.2f} s,"
+            f" push to all nodes {split['push']:5.2f} s; orchestration (all else) {share:.0f}%\n"
+            f"{'':<34} " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in split.items()))
 
 
 def enable_profile(work: Path, limit: int) -> None:
@@ -70,10 +94,33 @@ def profile(run: Run, limit: int) -> str:
     return "\n".join(f"    {float(m['seconds']):7.2f} s  {m['task']}" for m in rows[:limit])
 
 
+def one_size(certs: int, nodes: int, name: str, work: Path, limit: int) -> None:
+    with FleetLab(work, name, nodes=nodes, certs=certs) as fleet:
+        print(f"lab: {nodes} nspawn nodes ({', '.join(n.address for n in fleet.nodes)}), "
+              f"pebble 2.4 on {fleet.nodes[0].address.rsplit('.', 1)[0]}.1, "
+              f"challenges answered by nodes 2 and 3; load {os.getloadavg()[0]:.2f}")
+        site = fleet.playbook("site")
+        after_site = fleet.orders()
+        print(line(f"site, {certs} certs x {nodes} nodes:", site, after_site))
+        noop = fleet.playbook("renew")
+        after_noop = fleet.orders()
+        print(line("renew, nothing due:", noop, after_noop - after_site))
+        forced = fleet.playbook("renew", "-e", "haproxy_acme_force=true")
+        print(line("renew, force (all renewed):", forced, fleet.orders() - after_noop), flush=True)
+        if limit:
+            for what, run in (("site", site), ("renew, nothing due", noop), ("renew, force", forced)):
+                print(f"slowest tasks, {what}:\n{profile(run, limit)}")
+        if site.rc or noop.rc or forced.rc:
+            print(site.tail() if site.rc else noop.tail() if noop.rc else forced.tail())
+    print(BASELINE.format(orders=certs * nodes, certs=certs, nodes=nodes, seconds=certs * nodes * 8,
+                          wall=certs * 8, dupes=certs * nodes - certs), flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="bench/fleet", description=__doc__.split("\n\n")[0])
     parser.add_argument("--certs", type=int, default=10)
     parser.add_argument("--nodes", type=int, default=3)
+    parser.add_argument("--sizes", help="several sizes one after the other, as CERTSxNODES,...: 10x3,100x6,300x10")
     parser.add_argument("--name", default="bench-fleet", help="the node set's name (default bench-fleet)")
     parser.add_argument("--keep", help="work directory to keep (default: a temporary one, removed)")
     parser.add_argument("--profile", type=int, nargs="?", const=15, default=0, metavar="N",
@@ -82,33 +129,23 @@ def main() -> int:
     if os.geteuid() != 0:
         print("bench/fleet: needs root (it boots systemd-nspawn nodes)", file=sys.stderr)
         return 2
+    sizes = [(args.certs, args.nodes)]
+    if args.sizes:
+        try:
+            sizes = [(int(c), int(n)) for c, n in (size.split("x") for size in args.sizes.split(","))]
+        except ValueError:
+            parser.error(f"--sizes {args.sizes!r}: give CERTSxNODES,..., e.g. 10x3,100x6,300x10")
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-fleet-"))
     if args.profile:
         enable_profile(work, args.profile)
     try:
-        with FleetLab(work, args.name, nodes=args.nodes, certs=args.certs) as fleet:
-            print(f"lab: {args.nodes} nspawn nodes ({', '.join(n.address for n in fleet.nodes)}), "
-                  f"pebble 2.4 on {fleet.nodes[0].address.rsplit('.', 1)[0]}.1, "
-                  f"challenges answered by nodes 2 and 3; load {os.getloadavg()[0]:.2f}")
-            site = fleet.playbook("site")
-            after_site = fleet.orders()
-            print(line(f"site, {args.certs} certs x {args.nodes} nodes:", site, after_site))
-            noop = fleet.playbook("renew")
-            after_noop = fleet.orders()
-            print(line("renew, nothing due:", noop, after_noop - after_site))
-            forced = fleet.playbook("renew", "-e", "haproxy_acme_force=true")
-            print(line("renew, force (all renewed):", forced, fleet.orders() - after_noop))
-            if args.profile:
-                for what, run in (("site", site), ("renew, nothing due", noop), ("renew, force", forced)):
-                    print(f"slowest tasks, {what}:\n{profile(run, args.profile)}")
-            if site.rc or noop.rc or forced.rc:
-                print(site.tail() if site.rc else noop.tail() if noop.rc else forced.tail())
+        for number, (certs, nodes) in enumerate(sizes):
+            where = work / f"{certs}x{nodes}"
+            where.mkdir(parents=True, exist_ok=True)
+            one_size(certs, nodes, args.name if len(sizes) == 1 else f"{args.name}{number}", where, args.profile)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    orders = args.certs * args.nodes
-    print(BASELINE.format(orders=orders, certs=args.certs, nodes=args.nodes, seconds=orders * 8,
-                          wall=args.certs * 8, dupes=orders - args.certs))
     return 0
 
 
