@@ -15,9 +15,12 @@ process, started as Ansible starts it (``python -m <module> <args file>``):
 * ``haproxy_runtime_cert_info`` over everything loaded;
 * the renewal decision with nothing due (``acme_stateless_order`` over the valid bundles
   the deploy wrote, ``use_ari: false``; its directory is a closed port, so any CA
-  request would fail the run);
+  request would fail the run): its first run, which builds the directory's index of
+  bundle facts, then a run with the index (what every later run costs), then the same
+  decision in-process (the module's ``run()`` timed inside a process, without Ansible's
+  argument checks and output filtering);
 * the host job's no-op (``haproxy-acme-renew`` as the renewal timer runs it, the same
-  certificates: nothing due, every one already served);
+  certificates: nothing due, every one already served), first run and later runs;
 * HAProxy's own peak RSS (``VmHWM``) after all of the above;
 * issue through the ACME client: ``acme_stateless_order`` against a fresh lab (pebble,
   HAProxy answering HTTP-01) at the module's default concurrency, for counts up to
@@ -26,7 +29,7 @@ process, started as Ansible starts it (``python -m <module> <args file>``):
 Each beside its floor, with the ratio: the bare Runtime API commands on one connection
 (new/set/commit/add for new certificates, set/commit for updates, one ``show ssl cert
 <file>`` per certificate for the idempotent check, and ``show ssl cert`` before those for
-the listing), a process that reads every bundle and parses its leaf (the decision), the
+the listing), a process that reads each of the N bundles and parses its leaf (the decision), the
 sum of the two (the host job), a fresh HAProxy that loads the same certificates from disk
 at start (HAProxy's memory), and ``bench/floor.py``, the minimal sequential RFC 8555 client,
 for the same count (issue). Never fails on a time.
@@ -67,8 +70,20 @@ PARSE_FLOOR = """
 import sys
 from pathlib import Path
 from cryptography import x509
-for path in sorted(Path(sys.argv[1]).glob("*.pem")):
+for path in sorted(Path(sys.argv[1]).glob(sys.argv[2])):
     x509.load_pem_x509_certificate(path.read_bytes()).not_valid_after_utc
+"""
+# The decision without Ansible's argument checks and output filtering: the module's own
+# run() in a process, timed inside it (seconds, then what it decided).
+IN_PROCESS = """
+import collections, json, sys, time
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme import order_run
+args = json.loads(open(sys.argv[1]).read())
+started = time.perf_counter()
+result = order_run.run(args).result
+elapsed = time.perf_counter() - started
+counts = collections.Counter(c["action"] for c in result["certificates"])
+print(f"{elapsed:.4f}", ", ".join(f"{n} {a}" for a, n in sorted(counts.items())))
 """
 HAPROXY_RSS = "HAProxy peak RSS after the deploys (VmHWM)"
 ISSUE = "issue through the ACME client"
@@ -222,21 +237,29 @@ def measure(count: int, work: Path) -> dict[str, Row]:
         rows["`_info` over everything loaded"] = timed(cost._replace(note=f"{len(result['certificates'])} listed"),
                                                        listing)
 
-        parse, _ = process([sys.executable, "-c", PARSE_FLOOR, str(ha.certs)], work)
+        parse, _ = process([sys.executable, "-c", PARSE_FLOOR, str(ha.certs), "s*.pem"], work)
         certificates = [{"name": n, "domains": domains[n]} for n in names]
-        cost, result = module("acme_stateless_order", {
-            "directory": CLOSED, "account_key_path": str(key), "cert_dir": str(ha.certs), "use_ari": False,
-            "certificates": certificates}, work)
-        rows["renewal decision, nothing due"] = timed(cost._replace(note=actions(result["certificates"])),
-                                                      parse.seconds)
+        order_args = {"directory": CLOSED, "account_key_path": str(key), "cert_dir": str(ha.certs), "use_ari": False,
+                      "certificates": certificates}
+        # The first run after the bundles were written reads and parses each one and keeps its
+        # facts in the directory's index (_index.py); every later run with nothing due reads the index.
+        for what in ("renewal decision, nothing due, first run (builds the index)", "renewal decision, nothing due"):
+            cost, result = module("acme_stateless_order", order_args, work)
+            rows[what] = timed(cost._replace(note=actions(result["certificates"])), parse.seconds)
+        args_file = work / "in-process.json"
+        args_file.write_text(json.dumps(order_args))
+        cost, text = process([sys.executable, "-c", IN_PROCESS, str(args_file)], work)
+        seconds, outcome = text.split(maxsplit=1)
+        rows["renewal decision in-process (the module's run(), no Ansible)"] = timed(
+            cost._replace(seconds=float(seconds), note=outcome.strip()), parse.seconds)
 
         config = work / "renew.json"
         config.write_text(json.dumps({"version": 1, "directory": CLOSED, "account_key_path": str(key),
                                       "certificates": certificates, "cert_dir": str(ha.certs), "socket": ha.socket,
                                       "use_ari": False, "mode": "0640"}))
-        cost, text = process([sys.executable, "-c", HOSTJOB, "--config", str(config)], work)
-        rows["host job, nothing due"] = timed(cost._replace(note=text.strip().splitlines()[-1]),
-                                              parse.seconds + listing)
+        for what in ("host job, nothing due, first run (adds the deploy's facts)", "host job, nothing due"):
+            cost, text = process([sys.executable, "-c", HOSTJOB, "--config", str(config)], work)
+            rows[what] = timed(cost._replace(note=text.strip().splitlines()[-1]), parse.seconds + listing)
 
         served = peak_rss(ha.pidfile)
     finally:
