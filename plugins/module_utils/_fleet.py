@@ -233,6 +233,14 @@ def push(certificates: t.Sequence[t.Mapping[str, t.Any]], cert_dir: str,
             for cert in certificates if f"{cert['name']}.pem" in by_file]
 
 
+def host_push(certificates: t.Sequence[t.Mapping[str, t.Any]], cert_dir: str) -> list[dict[str, t.Any]]:
+    """haproxy_runtime_cert's ``certificates`` on a host that orders for itself: each
+    certificate's bundle where the order wrote it, deployed from there (``pem_src`` =
+    ``path``: read on the host, compared from the directory's index while unchanged)."""
+    return [{"path": bundle_path(cert_dir, cert["name"]), "pem_src": bundle_path(cert_dir, cert["name"]),
+             "expected_domains": list(cert.get("domains") or [])} for cert in certificates]
+
+
 def _serial(value: t.Any) -> str | None:
     """A hex serial in one spelling (upper case, no separators or leading zeros); None when there is none."""
     text = str(value or "").replace(":", "").strip().upper()
