@@ -45,30 +45,11 @@ _MARKDOWN = re.compile(r"([\\`*_|\[\]<>~#])")
 
 
 def plain(value: t.Any) -> t.Any:
-    """A deep copy made of dicts, lists and scalars (Ansible hands over lazy mappings),
-    every value read through its container, so Ansible renders what is a template."""
+    """A deep copy made of dicts, lists and scalars (Ansible hands over lazy mappings)."""
     if isinstance(value, t.Mapping):
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
-    return value
-
-
-def data_copy(value: t.Any) -> t.Any:
-    """:func:`plain` for data no template can be part of: modules' registered results and what
-    the filters built from them. ansible-core 2.19 hands variables over as lazy containers,
-    subclasses of dict and list that render each value on access; read through them, a
-    result of 300 certificates on each of 10 nodes cost 2.8 s, read as the dict and list
-    they are, 0.02 s. A module's result is untrusted data that Ansible never renders, so
-    the values are the same."""
-    if isinstance(value, dict):
-        return {str(k): data_copy(v) for k, v in dict.items(value)}
-    if isinstance(value, list):
-        return [data_copy(v) for v in list.__iter__(value)]
-    if isinstance(value, t.Mapping):
-        return {str(k): data_copy(v) for k, v in value.items()}
-    if isinstance(value, tuple):
-        return [data_copy(v) for v in value]
     return value
 
 
@@ -87,10 +68,10 @@ def node(name: str, host_vars: t.Mapping[str, t.Any], *, certificates: str | Non
          deployed: str | None = None, served_after: str | None = None) -> Node:
     """One node from its host variables, each argument naming the variable to read."""
 
-    def var(key: str | None, copy: t.Callable[[t.Any], t.Any] = data_copy) -> t.Any:
-        return copy(host_vars.get(key)) if key and key in host_vars else None
+    def var(key: str | None) -> t.Any:
+        return plain(host_vars.get(key)) if key and key in host_vars else None
 
-    asked = var(certificates, plain)  # inventory variables: may be templates
+    asked = var(certificates)
     answered, entries, process = _read(var(served))
     pushed = var(deployed)
     return {
@@ -484,7 +465,7 @@ _NODE_DEFAULTS: dict[str, t.Any] = {
 
 def as_nodes(fleet: t.Any) -> list[Node]:
     """Plain, complete copies of nodes as ``nodes()`` builds them; ValueError saying what is wrong."""
-    fleet = data_copy(fleet)  # nodes() rendered the variables it read already
+    fleet = plain(fleet)
     if not isinstance(fleet, list):
         raise ValueError("a list of nodes (the fleet_nodes filter's output) is expected")
     result = []
