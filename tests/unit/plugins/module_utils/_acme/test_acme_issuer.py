@@ -26,6 +26,7 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import (
     parse_bundle,
 )
 from tests.unit.plugins.module_utils._acme.fake_acme import FakeAcme
+from tests.unit.plugins.module_utils.counting import count_calls
 
 MakeClient = t.Callable[..., AcmeClient]
 
@@ -326,15 +327,7 @@ def test_many_with_bad_nonces(env: Env, concurrency: int) -> None:
 
 
 def _count_parses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    calls: list[int] = []
-    real = renewal.parse_bundle
-
-    def counting(data: bytes, *args: t.Any, **kwargs: t.Any) -> t.Any:
-        calls.append(1)
-        return real(data, *args, **kwargs)
-
-    monkeypatch.setattr(renewal, "parse_bundle", counting)
-    return calls
+    return count_calls(monkeypatch, renewal, "parse_bundle")
 
 
 def test_nothing_due_parses_no_bundle_once_indexed(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:

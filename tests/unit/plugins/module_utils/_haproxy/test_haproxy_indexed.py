@@ -18,6 +18,7 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.comma
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._index import INDEX_NAME
 from tests.unit.plugins.module_utils._haproxy.fake_haproxy import FakeHaproxy
 from tests.unit.plugins.module_utils._haproxy.testcerts import bundle, expired_bundle, serial_of
+from tests.unit.plugins.module_utils.counting import count_calls
 
 # certdir and fake: conftest.py beside this file.
 
@@ -41,15 +42,7 @@ def run(fake: FakeHaproxy, items: list[dict[str, t.Any]], **params: t.Any) -> tu
 
 @pytest.fixture
 def parses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    calls: list[int] = []
-    real = certs.parse_bundle
-
-    def counting(data: bytes, *args: t.Any, **kwargs: t.Any) -> t.Any:
-        calls.append(1)
-        return real(data, *args, **kwargs)
-
-    monkeypatch.setattr(certs, "parse_bundle", counting)
-    return calls
+    return count_calls(monkeypatch, certs, "parse_bundle")
 
 
 def _actions(result: dict[str, t.Any]) -> list[str]:
