@@ -7,8 +7,10 @@ One local CA (root + intermediate, EC P-256) per day; each generation of bundles
 shares one leaf key, so a bundle costs one signature. Generation ``g`` starts
 ``g`` minutes after the day's base time, so generation 1 is newer than
 generation 0 for the same names (the deploy keeps the newer of two) whenever
-either was made. Kept in CACHE, one file per day, names and generation; an
-older day's files are removed.
+either was made. ``age_days`` moves a generation that many days back, so its
+bundles are due for renewal (bench/host: 65 days of a 90-day lifetime leaves less than
+the third the lifetime rule renews at). Kept in CACHE, one file per day, names,
+generation and age; an older day's files are removed.
 """
 
 from __future__ import annotations
@@ -93,11 +95,17 @@ def authority(cache: Path = CACHE) -> Authority:
     return Authority(base_time(), cache)
 
 
-def bundles(domains: t.Sequence[str], generation: int = 0, cache: Path = CACHE) -> list[bytes]:
-    """One bundle (leaf, intermediate, key) per domain, the domain its only name."""
+def bundles(domains: t.Sequence[str], generation: int = 0, cache: Path = CACHE, *,
+            age_days: int = 0) -> list[bytes]:
+    """One bundle (leaf, intermediate, key) per domain, the domain its only name.
+
+    ``age_days``: valid from that many days before the day's base time (the leaf's
+    dates only; the CA's stay as they are, which nothing here checks).
+    """
     base = base_time()
     digest = hashlib.sha256("\n".join(domains).encode()).hexdigest()[:16]
-    path = cache / f"bundles-{base:%Y%m%d}-{digest}-{len(domains)}-g{generation}.pem"
+    aged = f"-a{age_days}" if age_days else ""  # age 0 keeps the names existing caches have
+    path = cache / f"bundles-{base:%Y%m%d}-{digest}-{len(domains)}-g{generation}{aged}.pem"
     if path.exists():
         return path.read_bytes().split(_SEP)
     for old in cache.glob("*.pem"):
@@ -106,7 +114,7 @@ def bundles(domains: t.Sequence[str], generation: int = 0, cache: Path = CACHE) 
     ca = authority(cache)
     key = ec.generate_private_key(ec.SECP256R1())
     tail = _pem(ca.cert) + _key_pem(key)
-    start = base + dt.timedelta(minutes=generation)
+    start = base - dt.timedelta(days=age_days) + dt.timedelta(minutes=generation)
     made = [ca.sign(domain, key, start) + tail for domain in domains]
     _store(path, made)
     return made
