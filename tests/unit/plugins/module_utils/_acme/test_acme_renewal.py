@@ -88,8 +88,8 @@ def test_decide_from_the_index_is_the_same(existing: t.Callable[[], bytes | None
 
     known = current(facts, load)
     indexed = decide(known, DOMAINS, key_type, remaining, force=force, ari_window=window, now=NOW)
-    assert (indexed.needs_renewal, indexed.reason, indexed.by_timing) == (direct.needs_renewal, direct.reason,
-                                                                         direct.by_timing)
+    got = (indexed.needs_renewal, indexed.reason, indexed.by_timing)
+    assert got == (direct.needs_renewal, direct.reason, direct.by_timing)
     if direct.bundle is not None:
         assert indexed.bundle is not None and indexed.bundle.info() == direct.bundle.info()
         assert indexed.bundle.cert_id == direct.bundle.cert_id
