@@ -205,17 +205,23 @@ def _not_after(cert: x509.Certificate) -> dt.datetime:
     return as_utc(value if value is not None else cert.not_valid_after)
 
 
-def ip_text(name: str) -> str | None:
-    """The normal textual form of an IP address (RFC 5952 section 4 for IPv6, no
-    brackets), as names.normalize_domain writes it; None when ``name`` is no address."""
+def parse_ip(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address ``name`` writes (an IPv6 one may come in brackets, as in a URL), or None."""
     if name.startswith("[") and name.endswith("]"):
         name = name[1:-1]
     if ":" not in name and not name[-1:].isdigit():
         return None  # an IPv6 address has a ':', an IPv4 one ends in a digit: spare the exception
     try:
-        return str(ipaddress.ip_address(name))
+        return ipaddress.ip_address(name)
     except ValueError:
         return None
+
+
+def ip_text(name: str) -> str | None:
+    """The normal textual form of an IP address (RFC 5952 section 4 for IPv6, no
+    brackets), as names.normalize_domain writes it; None when ``name`` is no address."""
+    address = parse_ip(name)
+    return None if address is None else str(address)
 
 
 def san_names(cert: x509.Certificate) -> tuple[str, ...]:

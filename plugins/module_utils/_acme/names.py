@@ -16,6 +16,7 @@ import re
 import typing as t
 
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import ConfigError
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import parse_ip
 
 MAX_NAME_LENGTH = 253
 MAX_LABEL_LENGTH = 63
@@ -45,18 +46,6 @@ def _label_problem(label: str) -> str | None:
 IpAddress = t.Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 
 
-def _parse_ip(name: str) -> IpAddress | None:
-    """The address ``name`` writes (an IPv6 one may come in brackets, as in a URL), or None."""
-    if name.startswith("[") and name.endswith("]"):
-        name = name[1:-1]
-    if ":" not in name and not name[-1:].isdigit():
-        return None  # an IPv6 address has a ':', an IPv4 one ends in a digit: spare the exception
-    try:
-        return ipaddress.ip_address(name)
-    except ValueError:
-        return None
-
-
 def _ip_problem(address: IpAddress) -> str | None:
     """Why the CA cannot validate ``address`` by connecting to it (RFC 8738 section 4), or None."""
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
@@ -69,7 +58,7 @@ def _ip_problem(address: IpAddress) -> str | None:
 def _zone_scoped(name: str) -> bool:
     """``fe80::1%eth0``: an RFC 4007 zone means something on this host only; an ACME identifier has none."""
     address, sep, zone = name.strip("[]").partition("%")
-    return bool(sep and zone) and _parse_ip(address) is not None
+    return bool(sep and zone) and parse_ip(address) is not None
 
 
 # str.isspace() holds for these and for Unicode spaces (re's \s, on str, matches the same set).
@@ -104,7 +93,7 @@ def normalize_domain(domain: t.Any, cert_name: str | None = None) -> str:
     if name.endswith(".") and not name.endswith(".."):
         name = name[:-1]
     why = _shape_problem(name)
-    address = _parse_ip(name) if why is None else None
+    address = parse_ip(name) if why is None else None
     if address is not None:
         why = _ip_problem(address)
         name = str(address)
@@ -126,7 +115,7 @@ def normalize_domain(domain: t.Any, cert_name: str | None = None) -> str:
 
 def is_ip_address(name: str) -> bool:
     """Whether a normalised name (normalize_domain) is an IP address rather than a DNS name."""
-    return _parse_ip(name) is not None
+    return parse_ip(name) is not None
 
 
 def identifier(name: str) -> dict[str, str]:
