@@ -73,7 +73,7 @@ def parse_reason(value: t.Any) -> tuple[str, int] | None:
         raise _bad_reason(value)
     if isinstance(value, int):
         code = value
-    elif isinstance(value, str) and value.strip().isdigit():
+    elif isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         code = int(value.strip())
     elif isinstance(value, str):
         name = _BY_FOLDED.get(value.strip().replace("_", "").replace("-", "").lower())

@@ -753,7 +753,7 @@ def _cut_short(method: str, response: Response) -> str | None:
     """``"12 of 100 bytes"`` when the body is shorter than its Content-Length says; else None."""
     declared = str(response.headers.get("Content-Length") or "").strip()
     encoding = str(response.headers.get("Content-Encoding") or "identity").strip().lower()
-    if method == "HEAD" or not declared.isdigit() or encoding not in ("", "identity") \
+    if method == "HEAD" or not (declared.isascii() and declared.isdigit()) or encoding not in ("", "identity") \
             or response.status in (204, 304):
         return None
     if int(declared) == len(response.content):

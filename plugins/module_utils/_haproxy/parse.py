@@ -294,7 +294,7 @@ def parse_crt_list(reply: str, numbered: bool = False) -> list[CrtListEntry]:
         number = None
         if numbered:
             path, sep, digits = first.rpartition(":")
-            if sep and digits.isdigit():
+            if sep and digits.isascii() and digits.isdigit():
                 first, number = path, int(digits)
         entries.append(CrtListEntry(certificate=first, line=number, options=rest.strip()))
     return entries

@@ -23,7 +23,7 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import ip
 def split_host_port(address: str) -> tuple[str, int]:
     host, sep, port = address.strip().rpartition(":")
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    if not sep or not host or not port.isdigit():
+    if not sep or not host or not (port.isascii() and port.isdigit()):
         raise ConfigError(f"verify_address {address!r} must be host:port", verify_address=address)
     return host, int(port)
 

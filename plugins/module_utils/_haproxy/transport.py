@@ -70,7 +70,7 @@ def parse_address(address: str) -> tuple[int, t.Any]:
             text = text[len(prefix) :]
     host, _sep, port = text.rpartition(":")
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         raise RuntimeApiConnectionError(
             f"cannot read the Runtime API address {address!r}: give a unix socket path or host:port",
             socket=address,

@@ -275,3 +275,10 @@ def test_transaction_of(reply: str, owner: str | None) -> None:
 )
 def test_parse_time(text: str, expected: dt.datetime | None) -> None:
     assert parse.parse_time(text) == expected
+
+
+@pytest.mark.parametrize("reply", ["Filename:\u00b2", "/etc/haproxy/certs/a.pem:\u0661 alpn h2"])
+def test_a_line_number_of_other_digits_is_part_of_the_name(reply: str) -> None:
+    """str.isdigit() holds for superscripts and Arabic-Indic digits, which int() refuses or reads (hypothesis found one)."""
+    [entry] = parse.parse_crt_list(reply, numbered=True)
+    assert entry.line is None and entry.certificate == reply.split(" ", 1)[0]

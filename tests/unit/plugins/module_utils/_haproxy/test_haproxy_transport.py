@@ -40,7 +40,7 @@ def test_parse_address(address: str, family: int, target: t.Any) -> None:
     assert transport.parse_address(address) == (family, target)
 
 
-@pytest.mark.parametrize("address", ["host:", "host:port", ":9999", "host:70000"])
+@pytest.mark.parametrize("address", ["host:", "host:port", ":9999", "host:70000", "host:\u00b2", "host:\u0661\u0662"])
 def test_parse_address_refuses(address: str) -> None:
     with pytest.raises(RuntimeApiConnectionError, match="host:port"):
         transport.parse_address(address)
