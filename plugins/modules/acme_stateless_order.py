@@ -84,6 +84,17 @@ options:
       profile:
         description: Its ACME profile; defaults to O(profile).
         type: str
+      bundle_facts:
+        description:
+          - What a host that holds this certificate's bundle reports of it, its
+            RV(tlsops.haproxy_acme.haproxy_runtime_cert_info#module:certificates[].bundle_facts), as it is.
+          - Used only when O(cert_dir) has no file for the certificate. The renewal rule then decides
+            from these facts as it would from the file. A certificate still good is RV(certificates[].action=unchanged)
+            with nothing written, and one that is due is ordered with a new key (O(reuse_key) needs the file).
+          - The fleet's C(renew) passes it, so that it copies a bundle to the controller only when some node must be
+            sent it.
+        type: str
+        version_added: 0.2.0
   cert_dir:
     description:
       - Directory of the PEM bundles, typically HAProxy's C(crt) directory. It must exist.
@@ -483,6 +494,7 @@ def argument_spec() -> dict[str, dict[str, object]]:
             "domains": {"type": "list", "elements": "str", "required": True},
             "key_type": {"type": "str", "choices": list(KEY_TYPES)},
             "profile": {"type": "str"},
+            "bundle_facts": {"type": "str"},
         }},
         cert_dir={"type": "path", "required": True},
         key_type={"type": "str", "default": _defaults.KEY_TYPE, "choices": list(KEY_TYPES)},

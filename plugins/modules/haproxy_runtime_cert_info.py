@@ -56,6 +56,31 @@ options:
       - Seconds to wait for the socket to connect and for each reply.
     type: float
     default: 10
+  bundle_facts:
+    description:
+      - Also report what the renewal rule reads of each certificate's file on this host
+        (RV(certificates[].bundle_facts)), so that M(tlsops.haproxy_acme.acme_stateless_order)
+        can decide whether the certificate is due without a copy of the file (its
+        O(tlsops.haproxy_acme.acme_stateless_order#module:certificates[].bundle_facts)). The fleet's
+        C(renew) sets it, and copies a bundle to the controller only where one must be sent.
+      - The facts come from the bundle index beside the files while a file is unchanged
+        (C(.tlsops-haproxy-acme.index.json), no key material), else from the file, which needs the
+        Python library C(cryptography) on the host; without it they are null where the index has none.
+        What was read from files is kept in the index when its directory's run lock is free
+        (not in check mode).
+    type: bool
+    default: false
+    version_added: 0.2.0
+  fields:
+    description:
+      - Only these keys of each entry of RV(certificates) (and of RV(sockets[].certificates)); all when
+        empty. A playbook that reads the results of many hosts at once (the fleet's) is faster with fewer
+        values to read.
+    type: list
+    elements: str
+    choices: [path, status, serial, not_before, not_after, days_left, domains, subject, issuer, algorithm,
+              sha1_fingerprint, chain, crt_lists, transaction, bundle_facts]
+    version_added: 0.2.0
 attributes:
   check_mode:
     support: full
@@ -113,7 +138,7 @@ certificates:
     path:
       description: The certificate's name in HAProxy (its file path).
       type: str
-      returned: always
+      returned: unless O(fields) leaves it out
       sample: /etc/haproxy/certs/example.com.pem
     status:
       description:
@@ -121,71 +146,82 @@ certificates:
           C(new ssl cert) never filled), V(Uncommitted) (HAProxy 3.x, a transaction), or
           V(Absent) for a name in O(paths) that HAProxy does not hold.
       type: str
-      returned: always
+      returned: unless O(fields) leaves it out
       sample: Used
     serial:
       description: Serial of the leaf, upper-case hex.
       type: str
-      returned: always
+      returned: unless O(fields) leaves it out
       sample: 04A3F1C2D5E6B7A8091A2B3C4D5E6F708192
     not_before:
       description: Start of validity, ISO 8601 UTC.
       type: str
-      returned: always
+      returned: unless O(fields) leaves it out
       sample: "2025-01-01T00:00:00Z"
     not_after:
       description: End of validity, ISO 8601 UTC.
       type: str
-      returned: always
+      returned: unless O(fields) leaves it out
       sample: "2025-03-31T23:59:59Z"
     days_left:
       description: Days until RV(certificates[].not_after), one decimal; negative when expired.
       type: float
-      returned: always
+      returned: unless O(fields) leaves it out
       sample: 61.5
     domains:
       description: DNS subject alternative names.
       type: list
       elements: str
-      returned: always
+      returned: unless O(fields) leaves it out
       sample: [example.com, www.example.com]
     subject:
       description: Subject, in HAProxy's one-line form.
       type: str
-      returned: always
+      returned: unless O(fields) leaves it out
       sample: /CN=example.com
     issuer:
       description: Issuer, in HAProxy's one-line form.
       type: str
-      returned: always
+      returned: unless O(fields) leaves it out
       sample: /C=US/O=Let's Encrypt/CN=R11
     algorithm:
       description: Key algorithm as HAProxy prints it.
       type: str
-      returned: always
+      returned: unless O(fields) leaves it out
       sample: EC256
     sha1_fingerprint:
       description: SHA-1 fingerprint of the leaf.
       type: str
-      returned: always
+      returned: unless O(fields) leaves it out
       sample: 417A11CAE25F607B24F638B4A8AEE51D1E211477
     chain:
       description: Subjects of the chain certificates.
       type: list
       elements: str
-      returned: always
+      returned: unless O(fields) leaves it out
       sample: [/C=US/O=Let's Encrypt/CN=R11]
     crt_lists:
       description: The crt-lists (and C(crt) directories) that serve it; null on a socket below C(level admin).
       type: list
       elements: str
-      returned: always
+      returned: unless O(fields) leaves it out
       sample: [/etc/haproxy/certs]
     transaction:
       description: Whether an uncommitted certificate transaction is open for it.
       type: bool
-      returned: always
+      returned: unless O(fields) leaves it out
       sample: false
+    bundle_facts:
+      description:
+        - With O(bundle_facts), what the renewal rule reads of the file at RV(certificates[].path) on this
+          host (its dates, names, key type, serial, recorded profile and ARI certID; never key material), as
+          compact JSON text to hand to M(tlsops.haproxy_acme.acme_stateless_order)'s
+          O(tlsops.haproxy_acme.acme_stateless_order#module:certificates[].bundle_facts) as it is.
+        - Null when there is no such file, it cannot be read, or neither the index nor C(cryptography) can tell.
+        - The file on disk, not what HAProxy serves; the two differ after a failed push.
+      type: str
+      returned: when O(bundle_facts) is set, unless O(fields) leaves it out
+      sample: '{"cert_id":"...","info":{"serial":"04A3...","not_after":1767225599.0},"problem":null,"profile":null}'
 transaction:
   description: The certificate an uncommitted transaction is open for in the (first) socket's process, if any (HAProxy allows one).
   returned: success
@@ -260,15 +296,30 @@ socket:
   sample: /run/haproxy/admin.sock
 """
 
+import typing as t
+
 from ansible.module_utils import basic
 
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy import info
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.module_args import info_argument_spec
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._module import run_module
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._module import RunResult, run_module
+
+
+def _facts_source() -> info.FactsSource | None:
+    """The renewal rule's facts of a bundle (needs cryptography: imported only when asked)."""
+    try:
+        from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme import renewal  # noqa: PLC0415 - cryptography only when asked
+    except ImportError:
+        return None
+    return renewal.FACTS_KIND, renewal.facts_of
+
+
+def _run(params: t.Mapping[str, t.Any], check_mode: bool = False) -> RunResult:
+    return info.run(params, check_mode, facts_source=_facts_source)
 
 
 def main() -> None:
-    run_module(basic, info.run, argument_spec=info_argument_spec(), supports_check_mode=True)
+    run_module(basic, _run, argument_spec=info_argument_spec(), supports_check_mode=True)
 
 
 if __name__ == "__main__":

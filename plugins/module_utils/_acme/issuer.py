@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime as dt
+import json
 import os
 import typing as t
 from dataclasses import dataclass, field
@@ -68,6 +69,9 @@ class CertSpec:
     domains: list[str]
     key_type: str = _defaults.KEY_TYPE
     profile: str | None = None
+    # What a copy of the bundle elsewhere says of itself (JSON of renewal.facts_of, from
+    # haproxy_runtime_cert_info's bundle_facts): decides when cert_dir has no file.
+    bundle_facts: str | None = None
 
 
 @dataclass
@@ -125,6 +129,7 @@ class _Plan:
     result: CertResult
     decision: Decision | None = None
     existed: bool = False
+    from_facts: bool = False  # decided from spec.bundle_facts: there is no file here
 
 
 class Issuer:
@@ -154,6 +159,8 @@ class Issuer:
             spec.profile = profiles.check_name(spec.profile, spec.name)
             self._check_cert_dir(writable=False)
             existing = self._current(path)
+            if existing is None and spec.bundle_facts:
+                existing, plan.from_facts = self._elsewhere(path, spec.bundle_facts), True
             plan.existed = existing is not None
             plan.result.profile = existing.profile if isinstance(existing, Current) else None
             plan.decision = self._decide(plan, now, existing)
@@ -180,6 +187,22 @@ class Issuer:
             data = read_optional(path)
             return None if data is None else current(facts_of(data), load)
 
+    @staticmethod
+    def _elsewhere(path: str, text: str) -> Current | str:
+        """The bundle a host holds, from its facts: the rule decides as if it were at ``path``;
+        its key is not here (``reuse_key`` then makes a new one)."""
+
+        def load() -> Bundle:
+            raise FileError(f"{path}: only its facts are here, not the file", path=path)
+
+        try:
+            facts = json.loads(text)
+            if not isinstance(facts, dict):
+                raise TypeError("not an object")
+            return current(facts, load)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"bundle_facts is not what haproxy_runtime_cert_info reports ({exc})") from None
+
     def _decide(self, plan: _Plan, now: dt.datetime, existing: Current | str | None,
                 window: ari.RenewalWindow | None = None) -> Decision:
         spec = plan.spec
@@ -196,7 +219,9 @@ class Issuer:
             result.action, result.changed = ("renewed" if plan.existed else "issued"), True
         else:
             result.action = "unchanged"
-            result.changed = attributes_differ(result.path, self.options.mode, self.options.owner, self.options.group)
+            options = self.options
+            differ = not plan.from_facts and attributes_differ(result.path, options.mode, options.owner, options.group)
+            result.changed = differ
             if result.changed:
                 result.reason += ATTRIBUTES_DIFFER
 
@@ -243,7 +268,7 @@ class Issuer:
 
     def _key_for(self, plan: _Plan) -> PrivateKey:
         bundle = plan.decision.bundle if plan.decision else None
-        if self.options.reuse_key and bundle is not None and bundle.bundle().key is not None \
+        if self.options.reuse_key and bundle is not None and not plan.from_facts and bundle.bundle().key is not None \
                 and bundle.info().key_type == plan.spec.key_type:
             return t.cast("PrivateKey", bundle.bundle().key)
         return generate_private_key(plan.spec.key_type)

@@ -44,8 +44,11 @@ def _spec(entry: t.Any, key_type: str, profile: str | None, where: str) -> CertS
     if not name:  # neither a name nor a domain: nothing to name the certificate by
         what = "domains is empty" if where == "domains" else f"{where} has no name and no domains"
         raise ConfigError(f"{what}: give at least one DNS name or IP address")
+    facts = entry.get("bundle_facts")
+    if facts is not None and not isinstance(facts, str):
+        raise ConfigError(f"{where}: bundle_facts must be the JSON text haproxy_runtime_cert_info reports, not {facts!r}")
     return CertSpec(name=str(name), domains=domains, key_type=entry.get("key_type") or key_type,
-                    profile=entry.get("profile") or profile)
+                    profile=entry.get("profile") or profile, bundle_facts=facts or None)
 
 
 def specs_from_params(params: t.Mapping[str, t.Any]) -> list[CertSpec]:

@@ -13,12 +13,15 @@ happened between two reads).
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 import time
 import typing as t
 from dataclasses import dataclass, field
 
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import HaproxyAcmeError
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy import commands as cmd
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.module_args import socket_list
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.module_args import INFO_FIELDS, socket_list
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.parse import (
     RuntimeCert,
     is_not_found,
@@ -30,10 +33,18 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.parse
     raise_for_reply,
 )
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.transport import RuntimeApi, timeout_option
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._index import BundleIndex
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._lock import held
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._module import RunResult
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._time import isoformat, utcnow
 
 _LOCKED = "Operations on certificates are currently locked!"
+
+#: How long a read waits for the run lock to keep what it learned of the bundles (then it does not).
+INDEX_LOCK_TIMEOUT = 2.0
+
+#: (the index's name for the facts, how to compute them from a bundle's bytes)
+FactsSource = t.Tuple[str, t.Callable[[bytes], t.Optional[t.Dict[str, t.Any]]]]
 
 
 @dataclass
@@ -169,12 +180,51 @@ def _run(api: RuntimeApi, command: cmd.Command, retry_for: float, check: bool = 
         return reply
 
 
+def add_bundle_facts(entries: t.Sequence[dict[str, t.Any]], source: FactsSource | None, *, save: bool = True) -> None:
+    """Give every entry ``bundle_facts``: what the renewal rule reads of the file at its path, as
+    compact JSON text, from the directory's index while the file is unchanged (_index.py), else
+    computed from its bytes; None for no file, an unreadable one, or no ``source`` (the rule's
+    code needs cryptography, which the host may lack). What was computed is kept in the index
+    when the directory's run lock is free within INDEX_LOCK_TIMEOUT (``save``; not in check mode)."""
+    by_dir: dict[str, list[dict[str, t.Any]]] = {}
+    for entry in entries:
+        entry["bundle_facts"] = None
+        path = entry.get("path")
+        if source is not None and isinstance(path, str) and os.path.isabs(path):
+            by_dir.setdefault(os.path.dirname(path), []).append(entry)
+    for directory, group in by_dir.items():
+        kind, compute = t.cast(FactsSource, source)
+        index = BundleIndex(directory)
+        for entry in group:
+            try:
+                exists, facts = index.get(entry["path"], kind, compute)
+            except HaproxyAcmeError:
+                continue
+            if exists and facts is not None:
+                entry["bundle_facts"] = json.dumps(facts, sort_keys=True, separators=(",", ":"))
+        if save and os.access(directory, os.W_OK | os.X_OK):
+            try:
+                with held(directory, INDEX_LOCK_TIMEOUT):
+                    index.save()
+            except HaproxyAcmeError:
+                pass  # a deploy holds the directory: the next read computes these again
+
+
+def only_fields(entries: t.Sequence[dict[str, t.Any]], fields: t.Sequence[str] | None) -> list[dict[str, t.Any]]:
+    """The entries with only the keys asked (all when ``fields`` is empty)."""
+    if not fields:
+        return list(entries)
+    keep = [f for f in INFO_FIELDS if f in set(fields)]
+    return [{key: entry[key] for key in keep if key in entry} for entry in entries]
+
+
 # ------------------------------------------------------------- the module
 
 
 def run(
     params: t.Mapping[str, t.Any], check_mode: bool = False,
     api_factory: t.Callable[[str, float], RuntimeApi] = RuntimeApi,
+    facts_source: t.Callable[[], FactsSource | None] = lambda: None,
 ) -> RunResult:
     """The module's result: never changes anything, so check mode runs the same.
 
@@ -188,6 +238,9 @@ def run(
             inventory = read_inventory(
                 api, params.get("paths") or None, params.get("expiring_within_days"), retry_for=timeout
             )
+        if params.get("bundle_facts"):
+            add_bundle_facts(inventory.certificates, facts_source(), save=not check_mode)
+        inventory.certificates = only_fields(inventory.certificates, params.get("fields"))
         views.append(
             {
                 "socket": address,

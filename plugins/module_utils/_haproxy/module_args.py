@@ -86,6 +86,10 @@ CERT_MUTUALLY_EXCLUSIVE = [
 ]
 CERT_REQUIRED_ONE_OF = [("path", "certificates")]
 
+#: The keys of an entry of haproxy_runtime_cert_info's certificates, for its ``fields`` option.
+INFO_FIELDS = ("path", "status", "serial", "not_before", "not_after", "days_left", "domains", "subject", "issuer",
+               "algorithm", "sha1_fingerprint", "chain", "crt_lists", "transaction", "bundle_facts")
+
 
 def info_argument_spec() -> dict[str, t.Any]:
     """Options of ``haproxy_runtime_cert_info``."""
@@ -94,4 +98,6 @@ def info_argument_spec() -> dict[str, t.Any]:
         "paths": {"type": "list", "elements": "str", "aliases": ["names"]},
         "expiring_within_days": {"type": "float"},
         "timeout": {"type": "float", "default": _defaults.SOCKET_TIMEOUT},
+        "bundle_facts": {"type": "bool", "default": False},
+        "fields": {"type": "list", "elements": "str", "choices": list(INFO_FIELDS)},
     }

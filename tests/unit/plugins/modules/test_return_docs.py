@@ -224,9 +224,11 @@ def test_haproxy_runtime_cert_info(module_main: ModuleMain, tmp_path: Path) -> N
         results = run_cases(module_main, haproxy_runtime_cert_info, [
             ("all", {"socket": fake.socket}),
             ("a name HAProxy does not hold", {"socket": fake.socket, "paths": ["/etc/haproxy/certs/none.pem"]}),
+            ("the files' facts, some fields", {"socket": fake.socket, "bundle_facts": True,
+                                               "fields": ["path", "serial", "bundle_facts"]}),
             ("no such socket", {"socket": str(tmp_path / "none.sock")}),
         ])
-    assert [r.get("failed", False) for r in results] == [False, False, True]
+    assert [r.get("failed", False) for r in results] == [False, False, False, True]
 
 
 def test_haproxy_acme_thumbprint(module_main: ModuleMain, tmp_path: Path) -> None:

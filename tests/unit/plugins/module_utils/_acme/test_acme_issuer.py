@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import stat
@@ -358,3 +359,60 @@ def test_check_mode_leaves_no_index(env: Env) -> None:
     (env.cert_dir / INDEX_NAME).unlink()
     env.run([spec("a")], check_mode=True)
     assert not (env.cert_dir / INDEX_NAME).exists()
+
+
+# ------------------------------------------- deciding from a copy's facts (the fleet's renew)
+
+
+def _facts_elsewhere(env: Env, name: str, where: Path) -> str:
+    """Issue ``name``, move its bundle out of cert_dir to ``where``, return its facts as a node reports them."""
+    env.run([spec(name)])
+    where.mkdir(exist_ok=True)
+    data = env.pem(name)
+    (where / f"{name}.pem").write_bytes(data)
+    (env.cert_dir / f"{name}.pem").unlink()
+    return json.dumps(renewal.facts_of(data))
+
+
+def test_facts_of_a_good_copy_decide_unchanged_and_write_nothing(env: Env, tmp_path: Path) -> None:
+    facts = _facts_elsewhere(env, "a", tmp_path / "node")
+    serial = json.loads(facts)["info"]["serial"]
+    result = env.run([CertSpec("a", ["a.example"], bundle_facts=facts)], use_ari=True)["a"]
+    assert (result.action, result.changed, result.info.serial) == ("unchanged", False, serial), result.reason
+    assert not (env.cert_dir / "a.pem").exists()
+    assert env.fake.requests == [("GET", "https://ca.test/dir")]  # the directory, for ARI; no order
+
+
+def test_facts_of_a_copy_that_is_due_order_with_a_new_key(env: Env, tmp_path: Path) -> None:
+    facts = _facts_elsewhere(env, "a", tmp_path / "node")
+    old = parse_bundle((tmp_path / "node" / "a.pem").read_bytes())
+    asked = CertSpec("a", ["a.example", "www.a.example"], bundle_facts=facts)  # other names: due
+    result = env.run([asked], reuse_key=True)["a"]
+    assert result.action == "renewed" and "domains differ" in result.reason, result.reason
+    new = parse_bundle(env.pem("a"))
+    assert new.key is not None and old.key is not None
+    assert new.key.private_numbers() != old.key.private_numbers()  # the key is not here to reuse
+
+
+def test_facts_of_an_expiring_copy_renew_in_check_mode_and_send_nothing(env: Env, tmp_path: Path) -> None:
+    facts = json.loads(_facts_elsewhere(env, "a", tmp_path / "node"))
+    facts["info"]["not_after"] = dt.datetime.now(dt.timezone.utc).timestamp() + 60
+    result = env.run([CertSpec("a", ["a.example"], bundle_facts=json.dumps(facts))], check_mode=True)["a"]
+    assert (result.action, result.changed) == ("renewed", True), result.reason
+    assert env.fake.requests == []
+
+
+def test_a_file_in_cert_dir_wins_over_facts(env: Env, tmp_path: Path) -> None:
+    facts = json.loads(_facts_elsewhere(env, "a", tmp_path / "node"))
+    env.run([spec("a")])  # a file here again, another serial
+    here = parse_bundle(env.pem("a")).info().serial
+    facts["info"]["not_after"] = 0  # facts that would renew
+    result = env.run([CertSpec("a", ["a.example"], bundle_facts=json.dumps(facts))])["a"]
+    assert (result.action, result.info.serial) == ("unchanged", here)
+
+
+@pytest.mark.parametrize("facts", ["not json", "[]", '{"info": {}}', '{"cert_id": null}'])
+def test_facts_of_another_shape_fail_that_certificate(env: Env, facts: str) -> None:
+    results = env.run([CertSpec("a", ["a.example"], bundle_facts=facts), spec("b")])
+    assert results["a"].action == "failed" and "bundle_facts is not what" in results["a"].msg
+    assert results["b"].action == "issued"

@@ -4,14 +4,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import typing as t
 from pathlib import Path
 
 import pytest
 
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme import renewal
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import ConfigError, RuntimeApiConnectionError
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy import info
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.module_args import INFO_FIELDS
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.transport import RuntimeApi
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._index import INDEX_NAME
 from tests.unit.plugins.module_utils._haproxy import fake_haproxy
 from tests.unit.plugins.module_utils._haproxy.fake_haproxy import FakeHaproxy, Store
 from tests.unit.plugins.module_utils._haproxy.testcerts import bundle, serial_of
@@ -125,3 +129,57 @@ def test_read_process_parses_the_real_reply_shape() -> None:
             return "Name: HAProxy\nVersion: 3.0.11-1\nPid: 77\nUptime: 1d 0h00m00s\nUptime_sec: 86400\n"
 
     assert info.read_process(t.cast(RuntimeApi, Api())) == {"pid": 77, "version": "3.0.11-1", "uptime_sec": 86400}
+
+
+# ------------------------------------------------------ bundle_facts and fields
+
+
+def _files(tmp_path: Path) -> tuple[Path, dict[str, bytes]]:
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    pems = {"a": bundle(["a.test"], days=40), "b": bundle(["b.test"], days=20)}
+    for name, pem in pems.items():
+        (certs / f"{name}.pem").write_bytes(pem)
+    return certs, pems
+
+
+def test_bundle_facts_from_the_files_then_from_their_index(tmp_path: Path) -> None:
+    certs, pems = _files(tmp_path)
+    computed: list[int] = []
+
+    def facts_of(data: bytes) -> dict[str, t.Any]:
+        computed.append(1)
+        return renewal.facts_of(data)
+
+    with FakeHaproxy(tmp_path) as server:
+        for name, pem in pems.items():
+            server.add(str(certs / f"{name}.pem"), pem)
+        server.add(str(certs / "gone.pem"), bundle(["gone.test"], days=9))  # served, no file
+        params = {"socket": server.socket, "bundle_facts": True}
+        checked = info.run(params, check_mode=True, facts_source=lambda: (renewal.FACTS_KIND, facts_of)).result
+        assert not (certs / INDEX_NAME).exists() and len(computed) == 2  # check mode keeps nothing
+        first = info.run(params, facts_source=lambda: (renewal.FACTS_KIND, facts_of)).result
+        again = info.run(params, facts_source=lambda: (renewal.FACTS_KIND, facts_of)).result
+    assert len(computed) == 4, "the second read takes every file's facts from the index"
+    by_path = {c["path"]: c["bundle_facts"] for c in first["certificates"]}
+    for name, pem in pems.items():
+        assert json.loads(by_path[str(certs / f"{name}.pem")]) == json.loads(json.dumps(renewal.facts_of(pem)))
+    assert by_path[str(certs / "gone.pem")] is None
+    assert first["certificates"] == again["certificates"] == checked["certificates"]
+    assert b"PRIVATE" not in (certs / INDEX_NAME).read_bytes()
+
+
+def test_bundle_facts_without_the_renewal_code_are_null(tmp_path: Path) -> None:
+    certs, pems = _files(tmp_path)
+    with FakeHaproxy(tmp_path) as server:
+        server.add(str(certs / "a.pem"), pems["a"])
+        result = info.run({"socket": server.socket, "bundle_facts": True}).result  # no facts_source
+    assert [c["bundle_facts"] for c in result["certificates"]] == [None]
+
+
+def test_fields_keep_only_the_keys_asked(fake: FakeHaproxy) -> None:
+    result = info.run({"socket": fake.socket, "fields": ["serial", "path", "bundle_facts"]}).result
+    assert {tuple(c) for c in result["certificates"]} == {("path", "serial")}  # no bundle_facts unless asked
+    assert result["sockets"][0]["certificates"] == result["certificates"]
+    full = info.run({"socket": fake.socket, "fields": []}).result
+    assert set(full["certificates"][0]) == set(INFO_FIELDS) - {"bundle_facts"}
