@@ -33,14 +33,17 @@ options:
     description: The variable holding the list of certificates the host asks for, each C({name, domains[, key_type][, profile]}).
     type: str
   served:
-    description: The variable holding the registered result of M(tlsops.haproxy_acme.haproxy_runtime_cert_info).
-    type: str
+    description:
+      - The variable holding the registered result of M(tlsops.haproxy_acme.haproxy_runtime_cert_info).
+      - Like O(deployed) and O(served_after), a list of variables names a result by the first of them
+        that holds one that was not skipped (a read after a push that skipped a node falls back to the read before).
+    type: raw
   deployed:
     description: The variable holding the registered result of M(tlsops.haproxy_acme.haproxy_runtime_cert).
-    type: str
+    type: raw
   served_after:
     description: The variable holding a second result of M(tlsops.haproxy_acme.haproxy_runtime_cert_info), read after a push.
-    type: str
+    type: raw
 """
 
 EXAMPLES = r"""
@@ -93,8 +96,8 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils import _fleet
 
 
-def fleet_nodes(hosts: t.Any, hostvars: t.Any, *, certificates: str | None = None, served: str | None = None,
-                deployed: str | None = None, served_after: str | None = None) -> list[dict[str, t.Any]]:
+def fleet_nodes(hosts: t.Any, hostvars: t.Any, *, certificates: str | None = None, served: t.Any = None,
+                deployed: t.Any = None, served_after: t.Any = None) -> list[dict[str, t.Any]]:
     if isinstance(hosts, (str, bytes)) or not isinstance(hosts, t.Iterable):
         raise AnsibleFilterError("fleet_nodes expects a list of hosts, such as ansible_play_hosts_all")
     if not isinstance(hostvars, t.Mapping):

@@ -20,6 +20,11 @@ description:
     nodes that ask for it. When several nodes serve that same copy, the certificates are spread over them
     (the n-th certificate goes to the (n mod k)-th of its k holders) so that the nodes hand their bundles
     over in parallel. A certificate no node serves gets no seed, and is ordered.
+  - A seed is copied to the controller (B(copy)) only when some answering node that asks for the certificate
+    does not serve the serial of the seed node's file, or that node reported nothing of its file (no
+    C(bundle_facts) in its M(tlsops.haproxy_acme.haproxy_runtime_cert_info) result). Otherwise the certificate
+    in B(certificates) carries those C(bundle_facts), and
+    M(tlsops.haproxy_acme.acme_stateless_order) decides from them without the file.
 author:
   - tlsops.haproxy_acme contributors (@tlsops)
 positional: cert_dir
@@ -55,7 +60,10 @@ _value:
   type: dict
   contains:
     certificates:
-      description: Every certificate asked for, once, as given (C({name, domains[, key_type][, profile]})).
+      description:
+        - Every certificate asked for, once, as given (C({name, domains[, key_type][, profile]})), with
+          C(bundle_facts) when its seed is not copied; the input of
+          M(tlsops.haproxy_acme.acme_stateless_order)'s O(tlsops.haproxy_acme.acme_stateless_order#module:certificates).
       type: list
       elements: dict
     conflicts:
@@ -64,7 +72,9 @@ _value:
       type: list
       elements: dict
     seeds:
-      description: Per certificate that some node serves valid, C({name, host, serial, not_after}).
+      description:
+        - Per certificate that some node serves valid, C({name, host, serial, not_after, facts, copy}).
+        - C(facts) is what C(host) reported of its file (or null); C(copy) whether the file must come to the controller.
       type: list
       elements: dict
 """

@@ -76,7 +76,7 @@ def fleet_stale(certificates: t.Any, cert_dir: str, bundle_files: t.Any, served:
         raise AnsibleFilterError(f"fleet_stale: {problem}")
     if not isinstance(bundle_files, list):
         raise AnsibleFilterError("fleet_stale: bundle_files must be a list of file paths")
-    return _fleet.stale(certificates, str(cert_dir), [str(f) for f in bundle_files], _fleet.plain(served),
+    return _fleet.stale(certificates, str(cert_dir), [str(f) for f in bundle_files], _fleet.result_copy(served),
                         _fleet.plain(issued))
 
 

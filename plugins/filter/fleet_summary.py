@@ -65,7 +65,7 @@ _value:
       type: list
       elements: str
     worker_pids:
-      description: Per node, HAProxy's worker PID before and after the push (null when unknown).
+      description: Per node, HAProxy's worker PID before and after the push (null when unknown, or after when the node was sent nothing and not read again).
       type: dict
 """
 

@@ -22,6 +22,7 @@ Nothing here does I/O or imports Ansible; "now" is a parameter wherever time mat
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import re
 import typing as t
@@ -65,16 +66,38 @@ def _read(result: t.Any) -> tuple[bool, list[dict[str, t.Any]], dict[str, t.Any]
     return True, certificates, process if isinstance(process, dict) else None
 
 
-def node(name: str, host_vars: t.Mapping[str, t.Any], *, certificates: str | None = None, served: str | None = None,
-         deployed: str | None = None, served_after: str | None = None) -> Node:
-    """One node from its host variables, each argument naming the variable to read."""
+#: What the rules read of a registered result; the rest (``sockets``, which repeats
+#: ``certificates``, ``invocation``...) is not copied: each value read through Ansible's
+#: lazy containers costs, and a fleet reads results of hundreds of entries from every node.
+_RESULT_KEYS = ("failed", "unreachable", "skipped", "certificates", "process")
 
-    def var(key: str | None) -> t.Any:
-        return plain(host_vars.get(key)) if key and key in host_vars else None
+Names = t.Union[str, t.Sequence[str], None]
+
+
+def result_copy(value: t.Any) -> t.Any:
+    """:func:`plain` of what the rules read of a registered result (_RESULT_KEYS); None for no mapping."""
+    return {k: plain(value[k]) for k in _RESULT_KEYS if k in value} if isinstance(value, t.Mapping) else None
+
+
+def node(name: str, host_vars: t.Mapping[str, t.Any], *, certificates: Names = None, served: Names = None,
+         deployed: Names = None, served_after: Names = None) -> Node:
+    """One node from its host variables, each argument naming the variable to read. A result may be
+    named by a list of variables: the first that holds one that was not skipped is read."""
+
+    def var(key: Names) -> t.Any:
+        return plain(host_vars.get(key)) if isinstance(key, str) and key in host_vars else None
+
+    def result(keys: Names) -> t.Any:
+        found: t.Any = None
+        for key in [keys] if isinstance(keys, str) else list(keys or ()):
+            found = result_copy(host_vars.get(key) if key in host_vars else None)
+            if isinstance(found, dict) and not found.get("skipped"):
+                return found
+        return found
 
     asked = var(certificates)
-    answered, entries, process = _read(var(served))
-    pushed = var(deployed)
+    answered, entries, process = _read(result(served))
+    pushed = result(deployed)
     return {
         "name": name,
         "answered": answered,
@@ -82,11 +105,11 @@ def node(name: str, host_vars: t.Mapping[str, t.Any], *, certificates: str | Non
         "served": entries,
         "process": process,
         "deployed": pushed.get("certificates") if isinstance(pushed, dict) else None,
-        "process_after": _read(var(served_after))[2],
+        "process_after": _read(result(served_after))[2],
     }
 
 
-def nodes(hosts: t.Iterable[str], hostvars: t.Mapping[str, t.Mapping[str, t.Any]], **names: str | None) -> list[Node]:
+def nodes(hosts: t.Iterable[str], hostvars: t.Mapping[str, t.Mapping[str, t.Any]], **names: Names) -> list[Node]:
     """``node()`` for every host, in order; a host without variables is a node that did not answer."""
     # Not hostvars.get(): Ansible's HostVars answers an unknown host with an undefined marker.
     return [node(str(host), hostvars[host] if host in hostvars else {}, **names) for host in hosts]  # noqa: SIM401
@@ -157,13 +180,20 @@ def _after(entry: t.Mapping[str, t.Any]) -> dt.datetime | None:
 
 def seeds(certificates: t.Sequence[t.Mapping[str, t.Any]], fleet: t.Sequence[Node],
           cert_dir: str) -> list[dict[str, t.Any]]:
-    """Per certificate, a node that serves its newest valid copy: [{name, host, serial, not_after}].
+    """Per certificate, a node that serves its newest valid copy: [{name, host, serial, not_after,
+    facts, copy}].
 
     Newest: the latest notAfter among copies served (status Used) that have not expired,
     counting only the answering nodes that ask for the certificate. Nodes serving that
     very copy share the work: the n-th certificate goes to the (n mod k)-th of its k
     holders, so that the nodes hand their bundles over in parallel. A certificate no
     node serves gets no seed (it is ordered).
+
+    ``facts`` is what that node said of its file (haproxy_runtime_cert_info's
+    ``bundle_facts``), or None. ``copy`` says whether the file itself must come to the
+    controller: when there are no facts, or some node that asks for the certificate does
+    not serve the serial of that file (it must be sent it, or the holder's file is not
+    what it serves). Otherwise the order step decides from the facts, and nothing is sent.
     """
     # Once per node, not per certificate: the names it asks for, and its copies in service by path.
     holding = []
@@ -180,28 +210,47 @@ def seeds(certificates: t.Sequence[t.Mapping[str, t.Any]], fleet: t.Sequence[Nod
         path = bundle_path(cert_dir, cert["name"])
         best: dict[str, t.Any] | None = None
         best_after: dt.datetime | None = None
-        holders: list[str] = []
+        holders: list[tuple[str, dict[str, t.Any]]] = []
+        serving: list[set[str | None]] = []  # per asking node, the serials it serves at path
         for host, asks, by_path in holding:
             if cert["name"] not in asks:
                 continue
+            serving.append({_serial(e.get("serial")) for e in by_path.get(path, ())})
             for entry in by_path.get(path, ()):
                 after, days = _after(entry), _days_left(entry)
                 if after is None or days is None or days <= 0:
                     continue
                 if best_after is None or after > best_after:
-                    best, best_after, holders = entry, after, [host]
+                    best, best_after, holders = entry, after, [(host, entry)]
                 elif best is not None and after == best_after and entry.get("serial") == best.get("serial"):
-                    holders.append(host)
+                    holders.append((host, entry))
         if best is not None:
-            result.append({"name": cert["name"], "host": holders[index % len(holders)],
-                           "serial": best.get("serial"), "not_after": best.get("not_after")})
+            host, entry = holders[index % len(holders)]
+            facts = entry.get("bundle_facts") if isinstance(entry.get("bundle_facts"), str) else None
+            on_disk = facts_serial(facts)
+            result.append({"name": cert["name"], "host": host, "serial": best.get("serial"),
+                           "not_after": best.get("not_after"), "facts": facts,
+                           "copy": on_disk is None or any(on_disk not in serials for serials in serving)})
     return result
 
 
+def facts_serial(facts: str | None) -> str | None:
+    """The serial of the file ``bundle_facts`` describe, in _serial's spelling; None when unknown."""
+    try:
+        data = json.loads(facts) if facts else None
+        return _serial(data["info"]["serial"]) if isinstance(data, dict) and "unusable" not in data else None
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def plan(fleet: t.Sequence[Node], cert_dir: str) -> dict[str, t.Any]:
-    """{certificates, conflicts, seeds}: what the fleet orders and where each seed comes from."""
+    """{certificates, conflicts, seeds}: what the fleet orders and where each seed comes from;
+    a certificate whose seed need not be copied carries its ``bundle_facts`` for the order step."""
     certificates, conflicts = fleet_certificates(fleet)
-    return {"certificates": certificates, "conflicts": conflicts, "seeds": seeds(certificates, fleet, cert_dir)}
+    found = seeds(certificates, fleet, cert_dir)
+    known = {seed["name"]: seed["facts"] for seed in found if not seed["copy"]}
+    certificates = [{**c, "bundle_facts": known[c["name"]]} if c["name"] in known else c for c in certificates]
+    return {"certificates": certificates, "conflicts": conflicts, "seeds": found}
 
 
 def push(certificates: t.Sequence[t.Mapping[str, t.Any]], cert_dir: str,
@@ -457,6 +506,25 @@ def invalid_certificates(certificates: t.Any) -> str | None:
         if not isinstance(cert.get("domains", []), list):
             return f"the domains of certificate {cert['name']!r} must be a list"
     return None
+
+
+def playbook_problems(certificates: t.Any, *, terms_agreed: t.Any, topology: str, account_key_content: t.Any,
+                      account_key_path: t.Any, directory: t.Any) -> list[str]:
+    """What keeps ``site`` or ``renew`` from running on a host, each saying what to set; empty when
+    nothing does. The role's argument spec has checked types and choices already."""
+    problems = []
+    names = [c.get("name") for c in certificates if isinstance(c, dict)] if isinstance(certificates, list) else []
+    if not names or len(set(names)) != len(names) or len(names) != len(certificates):
+        problems.append("Set haproxy_acme_certificates to a list of {name, domains[, key_type][, profile]} "
+                        "with unique names, e.g. [{name: example.com, domains: [example.com, www.example.com]}].")
+    if terms_agreed is not True:
+        problems.append(f"Set haproxy_acme_terms_agreed to true once you have read the ACME CA's terms of service "
+                        f"({directory}); the account cannot be created without it.")
+    if topology == "fleet" and not account_key_content and not account_key_path:
+        problems.append("A fleet keeps the ACME account key on the controller: set haproxy_acme_account_key_path "
+                        "(a file on the controller, created if missing) or haproxy_acme_account_key_content "
+                        "(e.g. from an AWX credential).")
+    return problems
 
 
 _JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")

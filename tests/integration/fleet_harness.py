@@ -67,6 +67,16 @@ class Run:
     def changed(self) -> dict[str, int]:
         return {host: stats["changed"] for host, stats in self.recap.items()}
 
+    def task_output(self, name: str) -> str:
+        """What the task(s) whose banner holds ``name`` printed, banners left out."""
+        parts, keep = [], False
+        for line in self.output.splitlines():
+            if line.startswith(("TASK [", "RUNNING HANDLER [", "PLAY RECAP", "PLAY [")):
+                keep = name in line
+            elif keep:
+                parts.append(line)
+        return "\n".join(parts)
+
     def tail(self, lines: int = 60) -> str:
         return "\n".join(self.output.splitlines()[-lines:])
 

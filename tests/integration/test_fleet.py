@@ -149,6 +149,12 @@ def test_second_run_orders_nothing_and_changes_nothing(fleet: FleetLab, memo: di
     assert fleet.orders() == CERTS
     assert set(run.changed().values()) == {0}, explain(run)
     assert run.summary is not None and run.summary["orders"] == 0 and run.summary["updated"] == {}
+    # Decided from what the nodes' files say of themselves (bundle_facts): no bundle was
+    # copied to the controller, none pushed, and no node read a second time.
+    for task in ("Copy the newest bundles", "Make every node serve", "after the push"):
+        printed = run.task_output(task)
+        assert "ok: [" not in printed and "changed: [" not in printed and "included: " not in printed, (task, printed)
+    assert all(after is None for _, after in run.summary["worker_pids"].values()), run.summary["worker_pids"]
     assert fleet.pids() == pids
     assert assert_same_serial_everywhere(fleet) == memo["serials"]
     assert not fleet.unused_key_path.exists(), "the credential's key content must win over an inventory path"

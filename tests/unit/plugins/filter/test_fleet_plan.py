@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 import typing as t
 
 import pytest
@@ -118,6 +119,53 @@ def test_a_certificate_no_node_serves_is_ordered_without_a_seed() -> None:
     plan = fleet_plan([node("web1", [A, B], [served("b.test", "01", 50)])], CERT_DIR)
     assert [c["name"] for c in plan["certificates"]] == ["a.test", "b.test"]
     assert [s["name"] for s in plan["seeds"]] == ["b.test"]
+
+
+def facts(serial: str, **extra: t.Any) -> str:
+    """bundle_facts as haproxy_runtime_cert_info reports them (only what the plan reads matters here)."""
+    return json.dumps({"info": {"serial": serial}, "problem": None, "profile": None, "cert_id": None, **extra})
+
+
+def with_facts(entry: dict[str, t.Any], text: str | None) -> dict[str, t.Any]:
+    return {**entry, "bundle_facts": text}
+
+
+# (nodes, whether the seed must be copied to the controller). Two nodes that ask for
+# b.test unless a row says otherwise; the holder of the newest copy is web1.
+@pytest.mark.parametrize(("nodes", "copy"), [
+    pytest.param([node("web1", [B], [with_facts(served("b.test", "01", 30), facts("01"))]),
+                  node("web2", [B], [with_facts(served("b.test", "01", 30), facts("01"))])],
+                 False, id="every node serves the holder's file: decided from its facts"),
+    pytest.param([node("web1", [B], [with_facts(served("b.test", "01", 30), None)]),
+                  node("web2", [B], [served("b.test", "01", 30)])],
+                 True, id="the holder reported no facts"),
+    pytest.param([node("web1", [B], [with_facts(served("b.test", "02", 60), facts("02"))]),
+                  node("web2", [B], [served("b.test", "01", 30)])],
+                 True, id="a node serves an older copy: it must be sent the newest"),
+    pytest.param([node("web1", [B], [with_facts(served("b.test", "01", 30), facts("01"))]), node("web2", [B], [])],
+                 True, id="a node that asks for it serves none"),
+    pytest.param([node("web1", [B], [with_facts(served("b.test", "01", 30), facts("03"))]),
+                  node("web2", [B], [served("b.test", "01", 30)])],
+                 True, id="the holder's file is not what it serves"),
+    pytest.param([node("web1", [B], [with_facts(served("b.test", "01", 30), json.dumps({"unusable": "no PEM"}))])],
+                 True, id="the holder's file is unusable"),
+    pytest.param([node("web1", [B], [with_facts(served("b.test", "01", 30), "not json")])],
+                 True, id="facts of another shape"),
+    pytest.param([node("web1", [B], [with_facts(served("b.test", "01", 30), facts("01"))]),
+                  node("web2", [A], [served("b.test", "00", 10)])],
+                 False, id="a node that does not ask for it does not count"),
+    pytest.param([node("web1", [B], [with_facts(served("b.test", "01", 30), facts("01"))]), node("web2", [B], None)],
+                 False, id="a node that did not answer does not count"),
+    pytest.param([node("web1", [B], [with_facts(served("b.test", "0A1B", 30), facts("00:0a:1b"))]),
+                  node("web2", [B], [served("b.test", "a1b", 30)])],
+                 False, id="serials spelt differently are the same"),
+])
+def test_a_seed_is_copied_only_where_it_must_be(nodes: list[dict[str, t.Any]], copy: bool) -> None:
+    plan = fleet_plan(nodes, CERT_DIR)
+    [seed] = plan["seeds"]
+    assert (seed["host"], seed["copy"]) == ("web1", copy)
+    [asked] = [c for c in plan["certificates"] if c["name"] == "b.test"]
+    assert asked.get("bundle_facts") == (None if copy else seed["facts"])
 
 
 @pytest.mark.parametrize("bad", ["web1", [{"answered": True}], [{"name": "web1", "certificates": [{"domains": []}]}],
@@ -272,6 +320,38 @@ def test_nodes(result: t.Any, answered: bool) -> None:
     assert web1["served"] == (result["certificates"] if answered else [])
     assert web1["process"] == ({"pid": 7, "version": "3.0"} if answered else None)
     assert web1["deployed"] == _deployed("a.test") and web1["process_after"] is None
+
+
+class Lazy(dict):  # type: ignore[type-arg]
+    """Counts the values read through it, as ansible-core 2.19's lazy containers render each one."""
+
+    reads: t.ClassVar[list[str]] = []
+
+    def __getitem__(self, key: t.Any) -> t.Any:
+        Lazy.reads.append(key)
+        return dict.__getitem__(self, key)
+
+
+def test_nodes_read_only_what_the_rules_use_of_a_result() -> None:
+    Lazy.reads = []
+    result = Lazy({**CERT_INFO, "sockets": [{"certificates": CERT_INFO["certificates"]}], "invocation": {"x": 1}})
+    [web1] = fleet_nodes(["web1"], {"web1": {"cert_info": result}}, served="cert_info")
+    assert web1["served"] == CERT_INFO["certificates"] and "sockets" not in Lazy.reads and "invocation" not in Lazy.reads
+
+
+@pytest.mark.parametrize(("after", "pid_after", "entries"), [
+    pytest.param({**CERT_INFO, "process": {"pid": 8}}, 8, "after", id="read after the push"),
+    pytest.param({"skipped": True, "changed": False}, None, "before", id="nothing pushed: the read before"),
+    pytest.param(None, None, "before", id="no read after at all"),
+])
+def test_a_result_named_by_a_list_is_the_first_not_skipped(after: t.Any, pid_after: int | None, entries: str) -> None:
+    later = [served("a.test", "02", 60)]
+    host: dict[str, t.Any] = {"before": CERT_INFO}
+    if after is not None:
+        host["after"] = {**after, "certificates": later} if "certificates" in after else after
+    [web1] = fleet_nodes(["web1"], {"web1": host}, served=["after", "before"], served_after="after")
+    assert web1["answered"] and web1["served"] == (later if entries == "after" else CERT_INFO["certificates"])
+    assert web1["process_after"] == (None if pid_after is None else {"pid": pid_after})
 
 
 def test_nodes_of_hosts_without_variables_did_not_answer() -> None:
