@@ -126,10 +126,14 @@ def atomic_write(
     mode: int = _defaults.BUNDLE_MODE,
     owner: str | None = None,
     group: str | None = None,
+    sync_dir: bool = True,
 ) -> bool:
     """Replace ``path`` with ``data`` so that no reader ever sees a partial file.
 
     Returns False, touching nothing, when content, mode and ownership already match.
+    ``sync_dir=False`` leaves the directory's fsync (which makes the rename survive a
+    crash) to the caller, who writes many files and calls :func:`sync_directories`
+    once: until then a crash can leave the old file, never a partial one.
     """
     uid, gid = owner_ids(owner, group)
     if _already_there(path, data, mode, uid, gid):
@@ -155,8 +159,15 @@ def atomic_write(
     except BaseException:
         _discard(temp)
         raise
-    _fsync_dir(directory)
+    if sync_dir:
+        _fsync_dir(directory)
     return True
+
+
+def sync_directories(directories: t.Iterable[str]) -> None:
+    """fsync each directory once, after :func:`atomic_write` with ``sync_dir=False``."""
+    for directory in sorted(set(directories)):
+        _fsync_dir(directory)
 
 
 def _chown_if_needed(path: str, uid: int, gid: int) -> None:

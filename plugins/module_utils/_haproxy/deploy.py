@@ -50,6 +50,7 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._files import 
     file_matches,
     read_optional,
     remove_file,
+    sync_directories,
 )
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.certs import (
     ABSENT,
@@ -483,20 +484,25 @@ def _bundle_bytes(request: Request) -> bytes:
 
 
 def _write_all(entries: list[Entry], options: Options) -> None:
-    """Write the files, several at a time.
+    """Write the files, several at a time, then fsync each directory once.
 
-    Each atomic write waits for its own fsync (file, then directory); run side by
-    side, those waits share the filesystem's journal commits instead of queueing.
+    Each file waits for its own fsync; run side by side, those waits share the
+    filesystem's journal commits instead of queueing. A directory's fsync (which makes
+    the renames last) costs a journal commit of its own, about 3 ms here: once per
+    directory, not once per file (10,000 updates: 29 s). Nothing is sent to HAProxy
+    before it.
     """
     if len(entries) <= 1 or options.check_mode or not options.write_file:
         for entry in entries:
             _write(entry, options)
         return
     with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
-        list(pool.map(lambda entry: _write(entry, options), entries))
+        list(pool.map(lambda entry: _write(entry, options, sync_dir=False), entries))
+    sync_directories(os.path.dirname(os.path.abspath(e.desired.path)) for e in entries
+                     if e.file_changed and e.desired is not None)
 
 
-def _write(entry: Entry, options: Options) -> None:
+def _write(entry: Entry, options: Options, sync_dir: bool = True) -> None:
     desired = entry.desired
     if not options.write_file or desired is None:
         return
@@ -509,7 +515,7 @@ def _write(entry: Entry, options: Options) -> None:
         if options.check_mode:
             entry.file_changed = not file_matches(desired.path, data, options.mode, owner, group)
         else:
-            entry.file_changed = atomic_write(desired.path, data, options.mode, owner, group)
+            entry.file_changed = atomic_write(desired.path, data, options.mode, owner, group, sync_dir=sync_dir)
     except HaproxyAcmeError as exc:
         entry.fail(exc)
 

@@ -83,3 +83,15 @@ def test_isoformat_in_utc(value: dt.datetime, text: str) -> None:
 
 def test_utcnow_is_aware() -> None:
     assert _time.utcnow().tzinfo is dt.timezone.utc
+
+
+def test_a_batch_syncs_its_directory_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[str] = []
+    monkeypatch.setattr(_files, "_fsync_dir", synced.append)
+    _files.atomic_write(str(tmp_path / "one.pem"), b"1")
+    assert synced == [str(tmp_path)]
+    for name in ("a", "b", "c"):
+        assert _files.atomic_write(str(tmp_path / f"{name}.pem"), name.encode(), sync_dir=False)
+    assert synced == [str(tmp_path)] and (tmp_path / "c.pem").read_bytes() == b"c"
+    _files.sync_directories([str(tmp_path), str(tmp_path / "sub"), str(tmp_path)])
+    assert synced == [str(tmp_path), str(tmp_path), str(tmp_path / "sub")]

@@ -187,3 +187,15 @@ def test_split_host_port(address: str, parts: tuple[str, int]) -> None:
 def test_split_host_port_refuses() -> None:
     with pytest.raises(ConfigError):
         split_host_port("localhost")
+
+
+def test_many_files_sync_their_directory_once_before_anything_is_sent(fake: FakeHaproxy, certdir: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from ansible_collections.tlsops.haproxy_acme.plugins.module_utils import _files
+
+    synced: list[tuple[str, int]] = []
+    monkeypatch.setattr(_files, "_fsync_dir", lambda d: synced.append((d, len(sent(fake)))))
+    certs = [{"path": str(certdir / f"c{i}.test.pem"), "pem_content": bundle([f"c{i}.test"]).decode()} for i in range(5)]
+    result, failure = run(fake, certificates=certs)
+    assert failure is None and result["changed"], result
+    assert synced == [(str(certdir), 0)], "one fsync of the directory, before the first command"
