@@ -126,6 +126,7 @@ def atomic_write(
     mode: int = _defaults.BUNDLE_MODE,
     owner: str | None = None,
     group: str | None = None,
+    *,
     sync_dir: bool = True,
 ) -> bool:
     """Replace ``path`` with ``data`` so that no reader ever sees a partial file.
