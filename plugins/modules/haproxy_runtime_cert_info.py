@@ -71,6 +71,14 @@ options:
     type: bool
     default: false
     version_added: 0.2.0
+  process_only:
+    description:
+      - Read only the process behind each socket (RV(process), one C(show info)), not the certificates;
+        RV(certificates) is empty and RV(crt_lists) too. For a worker PID before and after a change, on a
+        host with many certificates (listing 10,000 takes HAProxy seconds).
+    type: bool
+    default: false
+    version_added: 0.2.0
   fields:
     description:
       - Only these keys of each entry of RV(certificates) (and of RV(sockets[].certificates)); all when
@@ -126,6 +134,11 @@ EXAMPLES = r"""
 - name: Prove that HAProxy was not reloaded in between (a reload starts a new worker)
   ansible.builtin.assert:
     that: served_after.process.pid == served.process.pid
+
+- name: Only HAProxy's worker PID, however many certificates it holds
+  tlsops.haproxy_acme.haproxy_runtime_cert_info:
+    process_only: true
+  register: worker
 """
 
 RETURN = r"""

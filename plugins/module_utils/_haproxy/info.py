@@ -235,9 +235,12 @@ def run(
     views = []
     for address in socket_list(params.get("socket")):
         with api_factory(address, timeout) as api:
-            inventory = read_inventory(
-                api, params.get("paths") or None, params.get("expiring_within_days"), retry_for=timeout
-            )
+            if params.get("process_only"):
+                inventory = Inventory(process=read_process(api))
+            else:
+                inventory = read_inventory(
+                    api, params.get("paths") or None, params.get("expiring_within_days"), retry_for=timeout
+                )
         if params.get("bundle_facts"):
             add_bundle_facts(inventory.certificates, facts_source(), save=not check_mode)
         inventory.certificates = only_fields(inventory.certificates, params.get("fields"))

@@ -99,5 +99,6 @@ def info_argument_spec() -> dict[str, t.Any]:
         "expiring_within_days": {"type": "float"},
         "timeout": {"type": "float", "default": _defaults.SOCKET_TIMEOUT},
         "bundle_facts": {"type": "bool", "default": False},
+        "process_only": {"type": "bool", "default": False},
         "fields": {"type": "list", "elements": "str", "choices": list(INFO_FIELDS)},
     }

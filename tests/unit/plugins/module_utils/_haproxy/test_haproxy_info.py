@@ -183,3 +183,10 @@ def test_fields_keep_only_the_keys_asked(fake: FakeHaproxy) -> None:
     assert result["sockets"][0]["certificates"] == result["certificates"]
     full = info.run({"socket": fake.socket, "fields": []}).result
     assert set(full["certificates"][0]) == set(INFO_FIELDS) - {"bundle_facts"}
+
+
+def test_process_only_reads_no_certificate(fake: FakeHaproxy) -> None:
+    result = info.run({"socket": fake.socket, "process_only": True}).result
+    assert result["process"] == {"pid": 4711, "version": "2.6.12-1+deb12u1", "uptime_sec": 42}
+    assert result["certificates"] == [] and result["crt_lists"] == {} and result["transaction"] is None
+    assert [line for line in fake.state.log if line.startswith("show ssl")] == []
