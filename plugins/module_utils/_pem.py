@@ -154,23 +154,33 @@ def _why(exc: Exception) -> str:
 
 def load_certificates(data: bytes) -> list[x509.Certificate]:
     """Every CERTIFICATE block of ``data``, in order."""
+    return _load_certificates(data)[0]
+
+
+def _load_certificates(data: bytes) -> tuple[list[x509.Certificate], CertInfo]:
+    """Every CERTIFICATE block of ``data``, in order, and the first one's facts."""
     require_cryptography()
     blocks = _CERT_RE.findall(data)
     if not blocks:
         raise PemError("no PEM certificate found")
     certs = []
+    leaf: CertInfo | None = None
     for index, block in enumerate(blocks):
         cert = _CHAIN_SEEN.get(block)
         if cert is None:
             try:
                 cert = x509.load_pem_x509_certificate(block)
-                _facts(cert)  # cryptography parses names and extensions on first use: a bad one fails here, not later
+                # cryptography parses names and extensions on first use: a bad one fails here, not
+                # later; the leaf's facts are kept (computing them is most of a bundle's parse).
+                facts = _facts(cert)
             except _UNREADABLE as exc:
                 raise PemError(f"certificate #{index + 1} of the bundle cannot be parsed: {_why(exc)}") from exc
-            if index > 0 and len(_CHAIN_SEEN) < _CHAIN_SEEN_MAX:
+            if index == 0:
+                leaf = facts
+            elif len(_CHAIN_SEEN) < _CHAIN_SEEN_MAX:
                 _CHAIN_SEEN[block] = cert
         certs.append(cert)
-    return certs
+    return certs, t.cast(CertInfo, leaf)  # leaves are never in _CHAIN_SEEN: index 0 was parsed here
 
 
 # Chain certificates already parsed and checked, by their PEM block: the thousands of bundles
@@ -326,7 +336,8 @@ class Bundle:
 
     certificates: list[x509.Certificate]
     key: PrivateKey | None = field(default=None, repr=False)
-    _info: CertInfo | None = field(default=None, init=False, repr=False, compare=False)
+    # The leaf's facts: given by parse_bundle, which computes them while checking the leaf.
+    leaf_info: CertInfo | None = field(default=None, repr=False, compare=False)
 
     @property
     def leaf(self) -> x509.Certificate:
@@ -338,19 +349,19 @@ class Bundle:
 
     def info(self) -> CertInfo:
         """The leaf's facts, read once (a deploy asks for them several times per bundle)."""
-        if self._info is None:
-            self._info = cert_info(self.leaf)
-        return self._info
+        if self.leaf_info is None:
+            self.leaf_info = cert_info(self.leaf)
+        return self.leaf_info
 
 
 def parse_bundle(data: bytes, require_key: bool = True) -> Bundle:
-    certs = load_certificates(data)
+    certs, leaf = _load_certificates(data)
     key = None
     if _KEY_RE.search(data):
         key = load_private_key(data, "bundle key")
     elif require_key:
         raise PemError("the bundle holds no private key")
-    return Bundle(certs, key)
+    return Bundle(certs, key, leaf)
 
 
 def domain_covered(domain: str, sans: t.Iterable[str]) -> bool:

@@ -228,3 +228,17 @@ def test_check_bundle_refusals() -> None:
         _pem.check_bundle(_pem.parse_bundle(_pem.bundle_pem(reversed_pem, key)), now=NOW)
     with pytest.raises(PemError, match=r"no private key"):
         _pem.parse_bundle(chain)
+
+
+def test_a_bundle_computes_its_leaf_facts_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checking the leaf computes its facts; info() then hands those out (a deploy parses thousands)."""
+    from tests.unit.plugins.module_utils._haproxy.testcerts import bundle as make_bundle
+
+    data = make_bundle(["once.test"])
+    calls: list[int] = []
+    real = _pem._facts
+    monkeypatch.setattr(_pem, "_facts", lambda cert: calls.append(1) or real(cert))
+    parsed = _pem.parse_bundle(data)
+    first = len(calls)
+    assert parsed.info().domains == ("once.test",) and parsed.info() is parsed.info()
+    assert len(calls) == first <= 2, "the leaf once, the chain once unless seen already"
