@@ -214,8 +214,10 @@ class FleetLab:
         started = time.monotonic()
         lines: list[str] = []
         banners: list[tuple[str, float]] = []
+        # In the work directory: what a playbook keeps relative to it (the replace playbook's
+        # ./haproxy-acme-incident) stays out of the checkout.
         with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              env=self.env()) as proc:
+                              env={**self.env(), "PWD": str(self.workdir)}, cwd=self.workdir) as proc:
             assert proc.stdout is not None
             for line in proc.stdout:
                 lines.append(line)
