@@ -13,7 +13,7 @@ description:
     C(tlsops.haproxy_acme.haproxy_acme)), each saying what to set; an empty list when there is none.
   - C(haproxy_acme_certificates) must name at least one certificate, with unique names; the terms of service
     must be agreed; a fleet needs an account key path or content on the controller.
-  - One task for all the checks: a task costs each host of a play a worker process, skipped or not.
+  - One task for all the checks, since a task costs each host of a play a worker process, skipped or not.
 author:
   - tlsops.haproxy_acme contributors (@tlsops)
 positional: terms_agreed, topology, account_key_content, account_key_path, directory
