@@ -396,7 +396,8 @@ def test_facts_of_a_copy_that_is_due_order_with_a_new_key(env: Env, tmp_path: Pa
 
 def test_facts_of_an_expiring_copy_renew_in_check_mode_and_send_nothing(env: Env, tmp_path: Path) -> None:
     facts = json.loads(_facts_elsewhere(env, "a", tmp_path / "node"))
-    facts["info"]["not_after"] = dt.datetime.now(dt.timezone.utc).timestamp() + 60
+    now = dt.datetime.now(dt.timezone.utc).timestamp()
+    facts["info"]["not_before"], facts["info"]["not_after"] = now - 30 * 86400, now + 60  # a minute of 30 days left
     result = env.run([CertSpec("a", ["a.example"], bundle_facts=json.dumps(facts))], check_mode=True)["a"]
     assert (result.action, result.changed) == ("renewed", True), result.reason
     assert env.fake.requests == []
