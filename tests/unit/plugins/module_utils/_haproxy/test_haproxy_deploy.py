@@ -189,8 +189,9 @@ def test_split_host_port_refuses() -> None:
         split_host_port("localhost")
 
 
-def test_many_files_sync_their_directory_once_before_anything_is_sent(fake: FakeHaproxy, certdir: Path,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_many_files_sync_their_directory_once_before_anything_is_sent(
+    fake: FakeHaproxy, certdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from ansible_collections.tlsops.haproxy_acme.plugins.module_utils import _files
 
     synced: list[tuple[str, int]] = []
