@@ -117,10 +117,15 @@ class BundleIndex:
             entry[kind] = facts
             self._changed = True
 
+    @property
+    def changed(self) -> bool:
+        """Whether there is anything for :meth:`save` to write."""
+        return self.enabled and self._changed
+
     def save(self) -> bool:
         """Write the index when it changed, keeping only files still in the directory; False when
         nothing was written (unchanged, disabled, or the directory is not writable)."""
-        if not self.enabled or not self._changed:
+        if not self.changed:
             return False
         try:
             present = set(os.listdir(self.directory))

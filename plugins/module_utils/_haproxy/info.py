@@ -202,7 +202,7 @@ def add_bundle_facts(entries: t.Sequence[dict[str, t.Any]], source: FactsSource 
                 continue
             if exists and facts is not None:
                 entry["bundle_facts"] = json.dumps(facts, sort_keys=True, separators=(",", ":"))
-        if save and os.access(directory, os.W_OK | os.X_OK):
+        if save and index.changed and os.access(directory, os.W_OK | os.X_OK):
             try:
                 with held(directory, INDEX_LOCK_TIMEOUT):
                     index.save()
