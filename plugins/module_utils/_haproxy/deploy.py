@@ -196,12 +196,15 @@ class Copy:
     names: tuple[str, ...]  # its DNS names (HAProxy prints no others)
 
 
-def newer_copy(offered: CertInfo, copies: t.Iterable[Copy], now: dt.datetime) -> Copy | None:
+def newer_copy(offered: CertInfo, copies: t.Iterable[Copy], now: dt.datetime, *,
+               by_serial: bool = True) -> Copy | None:
     """The newest of ``copies`` when it is newer than ``offered`` for the same names, else None.
 
     Newer: a later notBefore; on a tie a later notAfter, then a higher serial, so that
     two runs that each offer their own certificate end on the same one wherever they
-    meet. Only copies with the same set of DNS names count, and only while they are
+    meet. With ``by_serial=False`` a copy must be newer by its dates: two certificates
+    issued in the same second (a CA's dates have whole seconds) are then no newer than
+    each other. Only copies with the same set of DNS names count, and only while they are
     valid; a copy whose dates are unknown never wins. A certificate without DNS names
     (addresses only) has nothing to compare by: it is always deployed.
     """
@@ -218,9 +221,11 @@ def newer_copy(offered: CertInfo, copies: t.Iterable[Copy], now: dt.datetime) ->
             best.not_before, best.not_after, best.serial
         ):
             best = copy
-    if best is None or _age(best.not_before, best.not_after, best.serial) <= _age(
-        offered.not_before, offered.not_after, offered.serial
-    ):
+    if best is None:
+        return None
+    newest, mine = (_age(best.not_before, best.not_after, best.serial),
+                    _age(offered.not_before, offered.not_after, offered.serial))
+    if (newest if by_serial else newest[:2]) <= (mine if by_serial else mine[:2]):
         return None
     return best
 
@@ -329,7 +334,7 @@ def _prefer_disk(entry: Entry, options: Options) -> None:
     desired, request = t.cast(Desired, entry.desired), entry.request
     if desired.state != PRESENT or desired.info is None:
         return
-    if request.pem is None and (request.pem_src or request.path) == request.path:
+    if _offers_the_file(request):
         return  # the bundle offered is the file itself
     data = _quiet_read(request.path)
     if data is None:
@@ -347,6 +352,11 @@ def _prefer_disk(entry: Entry, options: Options) -> None:
         return
     entry.note = f"{describe(copy)}: deployed it instead of the one offered (serial {desired.info.serial})"
     entry.desired = on_disk
+
+
+def _offers_the_file(request: Request) -> bool:
+    """Whether the bundle offered is the file at ``path`` itself (``pem_src`` = ``path``)."""
+    return request.pem is None and (request.pem_src or request.path) == request.path
 
 
 def _leaf_only(data: bytes) -> bytes:
@@ -376,7 +386,10 @@ def _keep_newer(entries: list[Entry], links: list[Link]) -> None:
             continue
         served = {link.address: link.observed[id(entry)][0] for link in links if id(entry) in link.observed}
         copies = [c for c in (served_copy(cert, address) for address, cert in served.items()) if c is not None]
-        newer = newer_copy(desired.info, copies, now)
+        # The file at path itself (the host job, a renew on the host): what HAProxy must serve
+        # once it restarts. A copy served is kept only when its dates are newer, not when it
+        # was issued in the same second as the file and only its serial is higher.
+        newer = newer_copy(desired.info, copies, now, by_serial=not _offers_the_file(entry.request))
         if newer is None and entry.note is not None:  # the file on disk, is it what HAProxy serves?
             newer = next((c for c in copies if same_serial(c.serial, desired.info.serial)), None)
         if newer is None:

@@ -246,3 +246,12 @@ def test_a_lock_held_too_long_fails_with_nothing_written(
     holder.join()
     assert failure is not None and "another run holds the lock" in failure and "gave up after 0.2 s" in failure
     assert result["action"] == "failed" and not path.exists() and fake.state.log == []
+
+
+def test_by_dates_only_a_copy_of_the_same_second_is_not_newer() -> None:
+    """Two certificates issued in the same second differ only by serial: the file at path wins then."""
+    same_second = copy(serial="FF")
+    assert newer_copy(offered(serial="10"), [same_second], NOW) is same_second
+    assert newer_copy(offered(serial="10"), [same_second], NOW, by_serial=False) is None
+    later = copy(serial="01", nb=NOW - DAY + dt.timedelta(seconds=1))
+    assert newer_copy(offered(serial="10"), [later], NOW, by_serial=False) is later
