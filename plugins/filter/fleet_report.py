@@ -115,7 +115,7 @@ import typing as t
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils import _fleet
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.ari import parse_time
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._time import parse_time
 
 
 def fleet_report(nodes: t.Any, cert_dir: str, remaining_days: t.Any = None, topology: str = "fleet",

@@ -27,6 +27,7 @@ def mode_text(mode: int) -> str:
 
 DIRECTORY = "letsencrypt_test"  # an alias of docs/modules.md: the staging CA until one is chosen
 KEY_TYPE = "ec256"  # certificate and account keys
+KEY_TYPES = ("ec256", "ec384", "rsa2048", "rsa3072", "rsa4096")  # the key types a key may be made as
 REQUEST_TIMEOUT = 10.0  # seconds per HTTP request to the CA
 POLL_TIMEOUT = 120.0  # seconds to wait for an authorization or an order to become valid
 CONCURRENCY = 4  # orders in flight at once

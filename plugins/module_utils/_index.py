@@ -29,6 +29,9 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._files import 
 INDEX_NAME = ".tlsops-haproxy-acme.index.json"
 FORMAT = 1
 MODE = 0o640
+#: The kind of facts the renewal rule reads (_acme/renewal.py), named here so that a reader of the
+#: index (haproxy_runtime_cert_info) need not import that rule, and cryptography, to ask for them.
+RENEWAL_KIND = "renewal"
 
 Facts = t.Dict[str, t.Any]
 

@@ -19,6 +19,7 @@ import traceback
 import typing as t
 from dataclasses import dataclass, field
 
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils import _defaults
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import ConfigError, PemError
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._time import as_utc, isoformat, utcnow
 
@@ -54,7 +55,7 @@ if t.TYPE_CHECKING:
     PrivateKey = t.Union[ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey]
     PublicKey = t.Union[ec.EllipticCurvePublicKey, rsa.RSAPublicKey]
 
-KEY_TYPES = ("ec256", "ec384", "rsa2048", "rsa3072", "rsa4096")
+KEY_TYPES = _defaults.KEY_TYPES
 _CURVE_BITS = {"ec256": 256, "ec384": 384}
 _CURVE_NAMES = {"secp256r1": "ec256", "secp384r1": "ec384"}
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import re
 import typing as t
 from dataclasses import dataclass
 
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.jws import b64u
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import AcmeError
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._time import parse_time
 
 try:
     from cryptography import x509
@@ -29,10 +29,6 @@ if t.TYPE_CHECKING:
     # Only a type: the caller passes its transport in, so the filters that read ARI's
     # times never load the HTTP client (docs/architecture.md, "Import contracts").
     from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.transport import Transport
-
-_RFC3339 = re.compile(
-    r"^(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.(\d+))?(Z|z|[+-]\d\d:\d\d)$"
-)
 
 
 @dataclass(frozen=True)
@@ -70,24 +66,6 @@ def cert_id(cert: x509.Certificate) -> str | None:
     if not aki.key_identifier:
         return None
     return f"{b64u(aki.key_identifier)}.{b64u(_serial_der_bytes(cert.serial_number))}"
-
-
-def parse_time(value: t.Any) -> dt.datetime | None:
-    """An RFC 3339 timestamp (any fraction length, ``Z`` or offset) as aware UTC; None if malformed."""
-    match = _RFC3339.match(value) if isinstance(value, str) else None
-    if match is None:
-        return None
-    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
-    micro = int((match.group(7) or "0")[:6].ljust(6, "0"))
-    zone = match.group(8).upper()
-    offset = dt.timedelta(0) if zone == "Z" else dt.timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
-    if zone.startswith("-"):
-        offset = -offset
-    try:
-        local = dt.datetime(year, month, day, hour, minute, second, micro, tzinfo=dt.timezone(offset))
-        return local.astimezone(dt.timezone.utc)
-    except (ValueError, OverflowError):  # 0001-01-01T00:00:00+01:00 is a time before year 1 in UTC
-        return None
 
 
 def parse_window(data: t.Mapping[str, t.Any]) -> RenewalWindow | None:

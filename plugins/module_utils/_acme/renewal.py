@@ -32,7 +32,15 @@ from dataclasses import dataclass, field
 
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme import profiles
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.ari import RenewalWindow, cert_id
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.timing import (  # noqa: F401 - also names of this module
+    days_and_lifetime,
+    due_by_time,
+    explicit_rule,
+    lifetime_rule,
+    lifetime_threshold,
+)
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import PemError
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._index import RENEWAL_KIND
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import (
     Bundle,
     CertInfo,
@@ -43,12 +51,10 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import (
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._time import isoformat
 
 #: Below this lifetime, renew at half of it rather than at a third (6-day certificates).
-SHORT_LIFETIME_DAYS = 10.0
-DAY_SECONDS = 86400.0
 
 
 #: The index's name for the facts below (_index.BundleIndex.get).
-FACTS_KIND = "renewal"
+FACTS_KIND = RENEWAL_KIND
 
 
 def _parsed(data: bytes) -> tuple[Bundle | None, str]:
@@ -130,11 +136,6 @@ class Decision:
         return iter((self.needs_renewal, self.reason))
 
 
-def lifetime_threshold(lifetime: float) -> float:
-    """Days left below which the lifetime rule renews: a third, or half under 10 days."""
-    return lifetime / 2 if lifetime < SHORT_LIFETIME_DAYS else lifetime / 3
-
-
 def _mismatch(bundle: Current, domains: t.Sequence[str], key_type: str | None, now: dt.datetime) -> str | None:
     """Why the bundle does not fit what is asked, or None."""
     info = bundle.info()
@@ -171,51 +172,15 @@ def _ari_rule(bundle: Current, window: RenewalWindow, now: dt.datetime) -> tuple
     return False, f"the CA's renewal window (ARI) says renew after {isoformat(window.renewal_time(cid))}"
 
 
-def _left(days: float, lifetime: float) -> str:
-    return f"{days:.1f} days left of {lifetime:.1f}"
-
-
-def _explicit_rule(days: float, lifetime: float, remaining_days: float | None) -> tuple[bool, str] | None:
-    """``remaining_days`` when set and below the lifetime (else it would renew on every run)."""
-    if remaining_days is None or remaining_days >= lifetime:
-        return None
-    if days < remaining_days:
-        return True, f"{_left(days, lifetime)}, fewer than remaining_days ({remaining_days:g})"
-    return False, f"{_left(days, lifetime)}; remaining_days ({remaining_days:g}) decides"
-
-
-def _lifetime_rule(days: float, lifetime: float, remaining_days: float | None) -> tuple[bool, str]:
-    threshold = lifetime_threshold(lifetime)
-    note = "" if remaining_days is None else (
-        f"; remaining_days ({remaining_days:g}) is not below the certificate's lifetime, "
-        "so the lifetime rule decides")
-    if days < threshold:
-        part = "half" if lifetime < SHORT_LIFETIME_DAYS else "a third"
-        return True, f"{_left(days, lifetime)}, less than {part} of its lifetime ({threshold:.1f} days){note}"
-    return False, f"{_left(days, lifetime)}; the lifetime rule renews below {threshold:.1f}{note}"
-
-
-def _days(not_before: dt.datetime, not_after: dt.datetime, now: dt.datetime) -> tuple[float, float]:
-    """(days left, lifetime in days)."""
-    return (not_after - now).total_seconds() / DAY_SECONDS, (not_after - not_before).total_seconds() / DAY_SECONDS
-
-
-def due_by_time(not_before: dt.datetime, not_after: dt.datetime, remaining_days: float | None,
-                now: dt.datetime) -> tuple[bool, str]:
-    """Rules 3 and 4 alone (no ARI): whether a certificate valid over these dates is due, and why."""
-    days, lifetime = _days(not_before, not_after, now)
-    return _explicit_rule(days, lifetime, remaining_days) or _lifetime_rule(days, lifetime, remaining_days)
-
-
 def _timing(bundle: Current, remaining_days: float | None, window: RenewalWindow | None,
             now: dt.datetime) -> tuple[bool, str]:
     """Rules 2-4 of the module docstring for a bundle that fits what is asked."""
     info = bundle.info()
-    days, lifetime = _days(info.not_before, info.not_after, now)
-    explicit = _explicit_rule(days, lifetime, remaining_days)
+    days, lifetime = days_and_lifetime(info.not_before, info.not_after, now)
+    explicit = explicit_rule(days, lifetime, remaining_days)
     window = _window_for(bundle, window)
     if window is None:
-        return explicit or _lifetime_rule(days, lifetime, remaining_days)
+        return explicit or lifetime_rule(days, lifetime, remaining_days)
     due, reason = _ari_rule(bundle, window, now)
     if not due and explicit is not None and explicit[0]:
         return explicit  # an explicit remaining_days renews earlier than the window
