@@ -30,7 +30,10 @@ options:
     type: dict
     required: true
   certificates:
-    description: The variable holding the list of certificates the host asks for, each C({name, domains[, key_type][, profile]}).
+    description:
+      - The variable holding the list of certificates the host asks for, each C({name, domains[, key_type][, profile]}),
+        or the JSON text of that list (C(to_json)), which is read far faster from many hosts; RV(_value[].certificates)
+        is then that text, which the filters that take these nodes decode.
     type: str
   served:
     description:
@@ -70,20 +73,24 @@ _value:
       description: Whether O(served) holds a successful read.
       type: bool
     certificates:
-      description: The value of O(certificates) when it is a list, else null.
-      type: list
-      elements: dict
+      description: The value of O(certificates) when it is a list or a text (its JSON, decoded by the filters
+        that take these nodes), else null.
+      type: raw
     served:
-      description: RV(tlsops.haproxy_acme.haproxy_runtime_cert_info#module:certificates) of that read; empty when the node did not answer.
-      type: list
-      elements: dict
+      description:
+        - RV(tlsops.haproxy_acme.haproxy_runtime_cert_info#module:certificates) of that read; empty when the node did not answer.
+        - Read with O(tlsops.haproxy_acme.haproxy_runtime_cert_info#module:as_json), the JSON text of
+          RV(tlsops.haproxy_acme.haproxy_runtime_cert_info#module:certificates_json) as it is. The filters that take
+          these nodes decode it; between two filters Ansible wraps every list and dictionary in a lazy
+          container, so that hundreds of entries from each node cost seconds, and one string per node nothing.
+      type: raw
     process:
       description: RV(tlsops.haproxy_acme.haproxy_runtime_cert_info#module:process) of that read, or null.
       type: dict
     deployed:
-      description: RV(tlsops.haproxy_acme.haproxy_runtime_cert#module:certificates) of O(deployed), or null.
-      type: list
-      elements: dict
+      description: RV(tlsops.haproxy_acme.haproxy_runtime_cert#module:certificates) of O(deployed), or null; its
+        JSON text when that push used O(tlsops.haproxy_acme.haproxy_runtime_cert#module:as_json), as for RV(_value[].served).
+      type: raw
     process_after:
       description: RV(tlsops.haproxy_acme.haproxy_runtime_cert_info#module:process) of O(served_after), or null.
       type: dict

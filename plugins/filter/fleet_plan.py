@@ -77,6 +77,10 @@ _value:
         - C(facts) is what C(host) reported of its file (or null); C(copy) whether the file must come to the controller.
       type: list
       elements: dict
+    seed_files:
+      description: Node name to the bundle files (C(<name>.pem)) it hands over, the seeds with C(copy) true;
+        only nodes with at least one.
+      type: dict
 """
 
 import typing as t

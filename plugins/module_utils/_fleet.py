@@ -28,9 +28,8 @@ import re
 import typing as t
 
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils import _defaults
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.ari import parse_time
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.renewal import due_by_time
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import KEY_TYPES as _KEY_TYPES
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.timing import due_by_time
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._time import parse_time
 
 Node = t.Dict[str, t.Any]
 
@@ -55,12 +54,34 @@ def plain(value: t.Any) -> t.Any:
     return value
 
 
-def _read(result: t.Any) -> tuple[bool, list[dict[str, t.Any]], dict[str, t.Any] | None]:
-    """(answered, certificates, process) of a registered haproxy_runtime_cert_info result."""
+def entries(result: t.Mapping[str, t.Any], decode: bool = True) -> t.Any:
+    """A result's ``certificates``: its list, or the list in its ``certificates_json`` (the modules'
+    ``as_json``); with ``decode`` false that text as it is. None when it has neither, or bad JSON."""
+    listed = result.get("certificates")
+    if isinstance(listed, list):
+        return listed
+    text = result.get("certificates_json")
+    if not isinstance(text, str):
+        return None
+    return json_list(text) if decode else text
+
+
+def json_list(text: str) -> list[t.Any] | None:
+    """The list a JSON text holds; None for anything else."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, list) else None
+
+
+def _read(result: t.Any, decode: bool = True) -> tuple[bool, t.Any, dict[str, t.Any] | None]:
+    """(answered, certificates, process) of a registered haproxy_runtime_cert_info result;
+    with ``decode`` false, certificates read as_json stay one JSON text (as_nodes decodes it)."""
     if not isinstance(result, dict) or result.get("failed") or result.get("unreachable") or result.get("skipped"):
         return False, [], None
-    certificates = result.get("certificates")
-    if not isinstance(certificates, list):
+    certificates = entries(result, decode)
+    if certificates is None:
         return False, [], None
     process = result.get("process")
     return True, certificates, process if isinstance(process, dict) else None
@@ -69,7 +90,8 @@ def _read(result: t.Any) -> tuple[bool, list[dict[str, t.Any]], dict[str, t.Any]
 #: What the rules read of a registered result; the rest (``sockets``, which repeats
 #: ``certificates``, ``invocation``...) is not copied: each value read through Ansible's
 #: lazy containers costs, and a fleet reads results of hundreds of entries from every node.
-_RESULT_KEYS = ("failed", "unreachable", "skipped", "certificates", "process")
+#: Read ``as_json``, those entries are one string per node, and a string costs nothing to copy.
+_RESULT_KEYS = ("failed", "unreachable", "skipped", "certificates", "certificates_json", "process")
 
 Names = t.Union[str, t.Sequence[str], None]
 
@@ -85,6 +107,7 @@ def node(name: str, host_vars: t.Mapping[str, t.Any], *, certificates: Names = N
     named by a list of variables: the first that holds one that was not skipped is read."""
 
     def var(key: Names) -> t.Any:
+        # A JSON text (the role's _haproxy_acme_certificates_json) stays text: as_nodes decodes it.
         return plain(host_vars.get(key)) if isinstance(key, str) and key in host_vars else None
 
     def result(keys: Names) -> t.Any:
@@ -96,16 +119,19 @@ def node(name: str, host_vars: t.Mapping[str, t.Any], *, certificates: Names = N
         return found
 
     asked = var(certificates)
-    answered, entries, process = _read(result(served))
+    asked = asked if isinstance(asked, (list, str)) else None
+    # Entries read as_json stay JSON text here: between two filters Ansible wraps every value
+    # in a lazy container, and a string is the one thing it does not walk. as_nodes decodes them.
+    answered, listed, process = _read(result(served), decode=False)
     pushed = result(deployed)
     return {
         "name": name,
         "answered": answered,
-        "certificates": asked if isinstance(asked, list) else None,
-        "served": entries,
+        "certificates": asked,
+        "served": listed,
         "process": process,
-        "deployed": pushed.get("certificates") if isinstance(pushed, dict) else None,
-        "process_after": _read(result(served_after))[2],
+        "deployed": entries(pushed, decode=False) if isinstance(pushed, dict) else None,
+        "process_after": _read(result(served_after), decode=False)[2],
     }
 
 
@@ -250,7 +276,11 @@ def plan(fleet: t.Sequence[Node], cert_dir: str) -> dict[str, t.Any]:
     found = seeds(certificates, fleet, cert_dir)
     known = {seed["name"]: seed["facts"] for seed in found if not seed["copy"]}
     certificates = [{**c, "bundle_facts": known[c["name"]]} if c["name"] in known else c for c in certificates]
-    return {"certificates": certificates, "conflicts": conflicts, "seeds": found}
+    seed_files: dict[str, list[str]] = {}
+    for seed in found:
+        if seed["copy"]:
+            seed_files.setdefault(str(seed["host"]), []).append(f"{seed['name']}.pem")
+    return {"certificates": certificates, "conflicts": conflicts, "seeds": found, "seed_files": seed_files}
 
 
 def push(certificates: t.Sequence[t.Mapping[str, t.Any]], cert_dir: str,
@@ -285,15 +315,43 @@ def stale(certificates: t.Sequence[t.Mapping[str, t.Any]], cert_dir: str, bundle
     order step ended with for it. ``served`` is the node's haproxy_runtime_cert_info result
     from before the order, ``issued`` the order step's RV(certificates); a certificate
     whose serial is unknown on either side is sent."""
-    by_file = {str(path).rsplit("/", 1)[-1]: str(path) for path in bundle_files}
-    serving: dict[t.Any, str | None] = {}
-    for entry in _read(served)[1]:
-        if isinstance(entry, dict) and entry.get("status") == "Used":
-            serving[entry.get("path")] = _serial(entry.get("serial"))
+    return _stale(certificates, cert_dir, _by_file(bundle_files), _read(served)[1], _ended(issued))
+
+
+def stale_nodes(fleet: t.Sequence[Node], cert_dir: str, bundle_files: t.Sequence[str],
+                issued: t.Any) -> dict[str, list[str]]:
+    """:func:`stale` for every answering node at once, from the nodes' ``served`` (the read before
+    the order): {node: the bundle files it must be sent}, only nodes with at least one. One
+    computation on the controller, instead of a filter over each node's variables."""
+    by_file, ended = _by_file(bundle_files), _ended(issued)
+    result = {}
+    for member in fleet:
+        if member["answered"]:
+            files = _stale(member["certificates"] or [], cert_dir, by_file, member["served"], ended)
+            if files:
+                result[member["name"]] = files
+    return result
+
+
+def _by_file(bundle_files: t.Sequence[str]) -> dict[str, str]:
+    return {str(path).rsplit("/", 1)[-1]: str(path) for path in bundle_files}
+
+
+def _ended(issued: t.Any) -> dict[str, str | None]:
+    """The serial the order step ended with, by certificate name."""
     ended: dict[str, str | None] = {}
     for result in issued if isinstance(issued, list) else []:
         if isinstance(result, dict) and isinstance(result.get("name"), str):
             ended[result["name"]] = _serial(result.get("serial"))
+    return ended
+
+
+def _stale(certificates: t.Sequence[t.Mapping[str, t.Any]], cert_dir: str, by_file: t.Mapping[str, str],
+           served: t.Sequence[t.Any], ended: t.Mapping[str, str | None]) -> list[str]:
+    serving: dict[t.Any, str | None] = {}
+    for entry in served:
+        if isinstance(entry, dict) and entry.get("status") == "Used":
+            serving[entry.get("path")] = _serial(entry.get("serial"))
     files: list[str] = []
     for cert in certificates:
         name = cert["name"]
@@ -545,7 +603,7 @@ def unfit_for_job(certificates: t.Sequence[t.Any], default_key_type: str) -> lis
         key_type = cert.get("key_type", default_key_type)
         profile = cert.get("profile") or ""
         if not (isinstance(name, str) and _JOB_NAME.fullmatch(name) and isinstance(domains, (list, tuple)) and domains
-                and key_type in _KEY_TYPES and isinstance(profile, str) and _PROFILE.fullmatch(profile)):
+                and key_type in _defaults.KEY_TYPES and isinstance(profile, str) and _PROFILE.fullmatch(profile)):
             unfit.append(cert)
     return unfit
 
@@ -565,6 +623,13 @@ def as_nodes(fleet: t.Any) -> list[Node]:
         if not isinstance(given, dict) or not isinstance(given.get("name"), str):
             raise ValueError(f"each node must be a dictionary with a name, as fleet_nodes makes them, not {given!r}")
         member = {**_NODE_DEFAULTS, **{k: v for k, v in given.items() if v is not None}}
+        # Entries read as_json and certificates given as JSON text are still text (node()).
+        for key in ("certificates", "served", "deployed"):
+            if isinstance(member[key], str):
+                decoded = json_list(member[key])
+                if decoded is None:
+                    raise ValueError(f"node {member['name']}: {key} is a text that is not a JSON list")
+                member[key] = decoded
         problem = None if member["certificates"] is None else invalid_certificates(member["certificates"])
         if problem or not isinstance(member["served"], list):
             raise ValueError(f"node {member['name']}: {problem or 'served must be a list'}")

@@ -205,6 +205,15 @@ options:
       - Raise it together with C(tune.bufsize) in HAProxy's C(global) section.
     type: int
     default: 16384
+  as_json:
+    description:
+      - Return RV(certificates) as one JSON text, RV(certificates_json), instead of a list. A playbook
+        that reads the results of many hosts at once through C(hostvars) (the fleet's C(renew)) handles
+        one string per host far faster than hundreds of entries, each a value Ansible copies, scrubs
+        for secrets and templates. C(from_json) turns it back into the list.
+    type: bool
+    default: false
+    version_added: 0.2.0
 notes:
   - Needs a stats socket at C(level admin). Debian's HAProxy package has one at
     C(/run/haproxy/admin.sock), mode C(660), group C(haproxy).
@@ -280,7 +289,7 @@ EXAMPLES = r"""
 RETURN = r"""
 certificates:
   description: One entry per certificate, in the order asked.
-  returned: success, and when a certificate failed
+  returned: success, and when a certificate failed; not with O(as_json)
   type: list
   elements: dict
   contains:
@@ -402,6 +411,11 @@ certificates:
       type: str
       returned: when it failed
       sample: "HAProxy's stats socket /run/haproxy/admin.sock does not exist: is HAProxy running?"
+certificates_json:
+  description: With O(as_json), RV(certificates) as one compact JSON text (keys sorted).
+  returned: with O(as_json), on success and when a certificate failed
+  type: str
+  sample: '[{"action":"updated","changed":true,"path":"/etc/haproxy/certs/example.com.pem"}]'
 aborted_transactions:
   description: Certificate transactions of other clients this run aborted.
   returned: success, and when a certificate failed

@@ -89,6 +89,16 @@ options:
     choices: [path, status, serial, not_before, not_after, days_left, domains, subject, issuer, algorithm,
               sha1_fingerprint, chain, crt_lists, transaction, bundle_facts]
     version_added: 0.2.0
+  as_json:
+    description:
+      - Return RV(certificates) (and each RV(sockets[].certificates)) as one JSON text,
+        RV(certificates_json), instead of a list. A playbook that reads the results of many hosts at
+        once through C(hostvars) (the fleet's C(renew)) handles one string per host far faster than
+        hundreds of entries, each a value Ansible copies and templates. C(from_json) turns it back
+        into the list.
+    type: bool
+    default: false
+    version_added: 0.2.0
 attributes:
   check_mode:
     support: full
@@ -142,9 +152,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+certificates_json:
+  description: With O(as_json), RV(certificates) as one compact JSON text (keys sorted).
+  returned: success, with O(as_json)
+  type: str
+  sample: '[{"path":"/etc/haproxy/certs/example.com.pem","serial":"0A1B2C","status":"Used"}]'
 certificates:
   description: One entry per certificate of the (first) socket, in HAProxy's order (or the order of O(paths)).
-  returned: success
+  returned: success, unless O(as_json) is set
   type: list
   elements: dict
   contains:
@@ -263,8 +278,13 @@ sockets:
       description: This socket's certificates, with the fields of RV(certificates).
       type: list
       elements: dict
-      returned: always
+      returned: unless O(as_json) is set
       sample: []
+    certificates_json:
+      description: With O(as_json), this socket's certificates as one JSON text, as RV(certificates_json).
+      type: str
+      returned: with O(as_json)
+      sample: '[]'
     transaction:
       description: As RV(transaction), for this socket's process.
       type: str
@@ -309,22 +329,30 @@ socket:
   sample: /run/haproxy/admin.sock
 """
 
+import importlib.util
 import typing as t
 
 from ansible.module_utils import basic
 
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy import info
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.module_args import info_argument_spec
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._index import RENEWAL_KIND
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._module import RunResult, run_module
 
 
 def _facts_source() -> info.FactsSource | None:
-    """The renewal rule's facts of a bundle (needs cryptography: imported only when asked)."""
-    try:
-        from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme import renewal  # noqa: PLC0415 - cryptography only when asked
-    except ImportError:
+    """The renewal rule's facts of a bundle. The rule needs cryptography, and importing it costs
+    a tenth of a second on every node: it is imported only when a file must be read (the index
+    answers for every file that is unchanged). None when the host has no cryptography."""
+    if importlib.util.find_spec("cryptography") is None:
         return None
-    return renewal.FACTS_KIND, renewal.facts_of
+
+    def facts_of(data: bytes) -> dict[str, t.Any] | None:
+        from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme import renewal  # noqa: PLC0415 - only when a file is read
+
+        return renewal.facts_of(data)
+
+    return RENEWAL_KIND, facts_of
 
 
 def _run(params: t.Mapping[str, t.Any], check_mode: bool = False) -> RunResult:

@@ -22,7 +22,7 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.deplo
     diff,
     result,
 )
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.module_args import socket_list
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.module_args import as_json, socket_list
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.transport import RuntimeApi, timeout_option
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._module import MissingLibrary, RunResult
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import (
@@ -142,4 +142,7 @@ def run(params: t.Mapping[str, t.Any], check_mode: bool = False, api_factory: Ap
     requests = requests_from_params(params)
     options = options_from_params(params, check_mode)
     report = deploy(requests, options, api_factory)
-    return RunResult(result_of(report, single=not params.get("certificates")), failure_of(report), report.warnings)
+    out = result_of(report, single=not params.get("certificates"))
+    if params.get("as_json"):
+        out["certificates_json"] = as_json(out.pop("certificates"))
+    return RunResult(out, failure_of(report), report.warnings)

@@ -21,7 +21,11 @@ from dataclasses import dataclass, field
 
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import HaproxyAcmeError
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy import commands as cmd
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.module_args import INFO_FIELDS, socket_list
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.module_args import (
+    INFO_FIELDS,
+    as_json,
+    socket_list,
+)
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.parse import (
     RuntimeCert,
     is_not_found,
@@ -253,10 +257,15 @@ def run(
                 "process": inventory.process,
             }
         )
+    if params.get("as_json"):
+        for view in views:
+            view["certificates_json"] = as_json(t.cast(t.List[t.Dict[str, t.Any]], view.pop("certificates")))
     first = views[0]
+    listed = {"certificates_json": first["certificates_json"]} if params.get("as_json") else {
+        "certificates": first["certificates"]}
     return RunResult({
         "changed": False,
-        "certificates": first["certificates"],
+        **listed,
         "transaction": first["transaction"],
         "crt_lists": first["crt_lists"],
         "process": first["process"],

@@ -10,6 +10,7 @@ The options are documented in the modules.
 
 from __future__ import annotations
 
+import json
 import typing as t
 
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils import _defaults
@@ -73,6 +74,7 @@ def cert_argument_spec() -> dict[str, t.Any]:
         "timeout": {"type": "float", "default": _defaults.SOCKET_TIMEOUT},
         "busy_timeout": {"type": "float", "default": _defaults.BUSY_TIMEOUT},
         "abort_foreign_transaction": {"type": "bool", "default": False},
+        "as_json": {"type": "bool", "default": False},
         "verify_address": {"type": "str"},
         "bufsize": {"type": "int", "default": _defaults.BUFSIZE},
     }
@@ -101,4 +103,12 @@ def info_argument_spec() -> dict[str, t.Any]:
         "bundle_facts": {"type": "bool", "default": False},
         "process_only": {"type": "bool", "default": False},
         "fields": {"type": "list", "elements": "str", "choices": list(INFO_FIELDS)},
+        "as_json": {"type": "bool", "default": False},
     }
+
+
+def as_json(entries: t.Sequence[t.Mapping[str, t.Any]]) -> str:
+    """Result entries as one compact JSON text, for the ``as_json`` option of both modules: a
+    playbook that reads the results of many hosts handles one string each far faster than
+    hundreds of entries, each a value Ansible copies, scrubs for secrets and templates."""
+    return json.dumps(list(entries), separators=(",", ":"), sort_keys=True)

@@ -14,11 +14,13 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.tlsops.haproxy_acme.plugins.filter import fleet_nodes as nodes_plugin
 from ansible_collections.tlsops.haproxy_acme.plugins.filter import fleet_plan as plan_plugin
 from ansible_collections.tlsops.haproxy_acme.plugins.filter import fleet_push as push_plugin
+from ansible_collections.tlsops.haproxy_acme.plugins.filter import fleet_stale_nodes as stale_nodes_plugin
 from ansible_collections.tlsops.haproxy_acme.plugins.filter import fleet_summary as summary_plugin
 from ansible_collections.tlsops.haproxy_acme.plugins.filter.fleet_nodes import fleet_nodes
 from ansible_collections.tlsops.haproxy_acme.plugins.filter.fleet_plan import fleet_plan
 from ansible_collections.tlsops.haproxy_acme.plugins.filter.fleet_push import fleet_push
 from ansible_collections.tlsops.haproxy_acme.plugins.filter.fleet_stale import fleet_stale
+from ansible_collections.tlsops.haproxy_acme.plugins.filter.fleet_stale_nodes import fleet_stale_nodes
 from ansible_collections.tlsops.haproxy_acme.plugins.filter.fleet_summary import fleet_summary
 from tests.unit.plugins.filter.fleet_data import CERT_DIR, cert, node, served
 
@@ -371,3 +373,100 @@ def test_registered() -> None:
     assert plan_plugin.FilterModule().filters() == {"fleet_plan": fleet_plan}
     assert push_plugin.FilterModule().filters() == {"fleet_push": fleet_push}
     assert summary_plugin.FilterModule().filters() == {"fleet_summary": fleet_summary}
+
+
+# ------------------------------------------------ results read as JSON (as_json)
+
+
+def _as_json(result: dict[str, t.Any]) -> dict[str, t.Any]:
+    """A result as the modules return it with as_json: certificates as one JSON text."""
+    return {**{k: v for k, v in result.items() if k != "certificates"},
+            "certificates_json": json.dumps(result["certificates"])}
+
+
+def test_results_read_as_json_plan_as_lists_do() -> None:
+    listed = {"web1": {"wanted": [A, B], "cert_info": CERT_INFO},
+              "web2": {"wanted": [A], "cert_info": {**CERT_INFO, "certificates": [served("a.test", "02", 60)]}}}
+    as_text = {host: {"wanted": json.dumps(v["wanted"]), "cert_info": _as_json(v["cert_info"])}
+               for host, v in listed.items()}
+    by_list = fleet_nodes(["web1", "web2"], listed, certificates="wanted", served="cert_info")
+    by_text = fleet_nodes(["web1", "web2"], as_text, certificates="wanted", served="cert_info")
+    assert all(isinstance(n["served"], str) and isinstance(n["certificates"], str) for n in by_text)
+    assert fleet_plan(by_text, CERT_DIR) == fleet_plan(by_list, CERT_DIR)
+    assert fleet_summary(ISSUED, by_text, ["web1", "web2"]) == fleet_summary(ISSUED, by_list, ["web1", "web2"])
+
+
+def test_a_push_read_as_json_counts_in_the_summary() -> None:
+    pushed = {"changed": True, "certificates_json": json.dumps(_deployed("a.test", unchanged=["b.test"]))}
+    [web1] = fleet_nodes(["web1"], {"web1": {"cert_info": CERT_INFO, "pushed": pushed}}, served="cert_info",
+                         deployed="pushed")
+    assert fleet_summary(ISSUED, [web1], ["web1"])["updated"] == {"web1": ["a.test"]}
+
+
+@pytest.mark.parametrize("text", ["{", '{"a": 1}', "null"])
+def test_a_json_text_that_is_no_list_is_refused(text: str) -> None:
+    [web1] = fleet_nodes(["web1"], {"web1": {"cert_info": CERT_INFO, "wanted": text}}, certificates="wanted",
+                         served="cert_info")
+    with pytest.raises(AnsibleFilterError, match=r"^fleet_plan: node web1: certificates is a text that is not a JSON list"):
+        fleet_plan([web1], CERT_DIR)
+
+
+def test_a_read_whose_json_is_broken_is_refused() -> None:
+    broken = {**CERT_INFO, "certificates": None, "certificates_json": "[{"}
+    [web1] = fleet_nodes(["web1"], {"web1": {"cert_info": broken}}, served="cert_info")
+    with pytest.raises(AnsibleFilterError, match=r"served is a text that is not a JSON list"):
+        fleet_plan([web1], CERT_DIR)
+
+
+# --------------------------------------------------- seed files and stale nodes
+
+
+def test_the_plan_lists_each_nodes_seed_files() -> None:
+    # web2 serves a.test newer than web1, and web1 must be sent it: web2 hands it over.
+    web1 = node("web1", [A, B], [served("a.test", "01", 30), served("b.test", "0B", 60)])
+    web2 = node("web2", [A], [served("a.test", "02", 60)])
+    plan = fleet_plan([web1, web2], CERT_DIR)
+    copied = [(s["name"], s["host"]) for s in plan["seeds"] if s["copy"]]
+    expected: dict[str, list[str]] = {}
+    for name, host in copied:
+        expected.setdefault(host, []).append(f"{name}.pem")
+    assert plan["seed_files"] == expected and ("a.test", "web2") in copied
+
+
+@pytest.mark.parametrize(("web1", "web2", "issued", "sent"), [
+    pytest.param([served("a.test", "0A", 60), served("b.test", "0B", 60)], [served("a.test", "0A", 60)],
+                 _ended(a="0A", b="0B"), {}, id="all in sync: nobody is called"),
+    pytest.param([served("a.test", "09", 60), served("b.test", "0B", 60)], [served("a.test", "0A", 60)],
+                 _ended(a="0A", b="0B"), {"web1": ["a.test"]}, id="one node drifted"),
+    pytest.param([served("a.test", "0A", 60), served("b.test", "0B", 60)], [], _ended(a="0A", b="0B"),
+                 {"web2": ["a.test"]}, id="one node lacks it"),
+    pytest.param([served("a.test", "0A", 60), served("b.test", "0B", 60)], [served("a.test", "0A", 60)],
+                 _ended(a="0C", b="0B"), {"web1": ["a.test"], "web2": ["a.test"]}, id="just renewed: everyone"),
+    pytest.param([served("a.test", "0A", 60), served("b.test", "0B", 60)], None, _ended(a="0C", b="0B"),
+                 {"web1": ["a.test"]}, id="a node that did not answer is not sent anything"),
+])
+def test_stale_nodes(web1: list[dict[str, t.Any]], web2: list[dict[str, t.Any]] | None, issued: t.Any,
+                     sent: dict[str, list[str]]) -> None:
+    fleet = [node("web1", [A, B], web1), node("web2", [A], web2 or [])]
+    if web2 is None:
+        fleet[1]["answered"] = False
+    assert fleet_stale_nodes(fleet, CERT_DIR, FILES, issued) == {
+        host: [f"/tmp/s/{n}.pem" for n in names] for host, names in sent.items()}
+
+
+def test_stale_nodes_is_stale_for_each_node() -> None:
+    info = _info(served("a.test", "09", 60), served("b.test", "0B", 60))
+    [web1] = fleet_nodes(["web1"], {"web1": {"wanted": [A, B], "cert_info": _as_json(info)}},
+                         certificates="wanted", served="cert_info")
+    assert fleet_stale_nodes([web1], CERT_DIR, FILES, _ended(a="0A", b="0B")) == {
+        "web1": fleet_stale([A, B], CERT_DIR, FILES, info, _ended(a="0A", b="0B"))}
+
+
+@pytest.mark.parametrize(("nodes", "files"), [("web1", FILES), ([{"name": "web1"}], "/tmp/s/a.test.pem")])
+def test_stale_nodes_refuses_bad_input(nodes: t.Any, files: t.Any) -> None:
+    with pytest.raises(AnsibleFilterError, match=r"^fleet_stale_nodes: "):
+        fleet_stale_nodes(nodes, CERT_DIR, files, [])
+
+
+def test_stale_nodes_registered() -> None:
+    assert stale_nodes_plugin.FilterModule().filters() == {"fleet_stale_nodes": fleet_stale_nodes}

@@ -19,6 +19,7 @@ The results include what ``AnsibleModule`` adds itself: the file attributes
 
 from __future__ import annotations
 
+import json
 import types
 import typing as t
 from pathlib import Path
@@ -213,9 +214,14 @@ def test_haproxy_runtime_cert(module_main: ModuleMain, tmp_path: Path,
             ("removed", {**base, "path": str(certdir / "a.pem"), "state": "absent"}),
             ("no such socket", {**one, "socket": str(tmp_path / "none.sock")}),
             ("options wrong as a whole", {**one, "bufsize": 10}),
+            ("batch as one JSON text", {**base, "as_json": True, "certificates": [
+                {"path": str(certdir / "d.pem"), "pem_content": bundle(["d.test"]).decode()}]}),
         ])
     assert results[1]["serial"] == serial_of(pem) and results[1]["verified"] is True
-    assert [r.get("failed", False) for r in results] == [False] * 3 + [True, False, True, True]
+    assert [r.get("failed", False) for r in results] == [False] * 3 + [True, False, True, True, False]
+    listed = json.loads(results[-1]["certificates_json"])
+    assert "certificates" not in results[-1] and [c["path"] for c in listed] == [str(certdir / "d.pem")]
+    assert listed[0]["action"] == "created" and listed[0]["changed"] is True
 
 
 def test_haproxy_runtime_cert_info(module_main: ModuleMain, tmp_path: Path) -> None:
@@ -227,8 +233,11 @@ def test_haproxy_runtime_cert_info(module_main: ModuleMain, tmp_path: Path) -> N
             ("the files' facts, some fields", {"socket": fake.socket, "bundle_facts": True,
                                                "fields": ["path", "serial", "bundle_facts"]}),
             ("no such socket", {"socket": str(tmp_path / "none.sock")}),
+            ("as one JSON text", {"socket": fake.socket, "as_json": True}),
         ])
-    assert [r.get("failed", False) for r in results] == [False, False, False, True]
+    assert [r.get("failed", False) for r in results] == [False, False, False, True, False]
+    assert "certificates" not in results[-1] and json.loads(results[-1]["certificates_json"]) == results[0]["certificates"]
+    assert json.loads(results[-1]["sockets"][0]["certificates_json"]) == results[0]["certificates"]
 
 
 def test_haproxy_acme_thumbprint(module_main: ModuleMain, tmp_path: Path) -> None:
