@@ -58,7 +58,7 @@ PHASES = (
     ("seed", "Copy the newest bundles from the nodes to the scratch directory"),
     ("order", "Issue or renew what is due"),
     ("push", "Make every node serve the newest certificates"),
-    ("verify", "Read what each node serves after the push"),
+    ("verify", "Check that HAProxy was not reloaded"),
     ("summary", "Summarise the run"),
 )
 

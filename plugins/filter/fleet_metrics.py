@@ -30,7 +30,9 @@ options:
   nodes:
     description:
       - The nodes still in the play (C(ansible_play_hosts)), as P(tlsops.haproxy_acme.fleet_nodes#filter) returns
-        them with its C(certificates) option and, as C(served), what they serve after the push.
+        them with its C(certificates) option, as C(served) the read before the push and as C(deployed) the push.
+        What a node's push reports of a certificate (its status and serial after it) stands for what the node
+        serves of it now. Nodes read again after the push may be given that read as C(served) instead.
     type: list
     elements: dict
     required: true
@@ -59,7 +61,7 @@ EXAMPLES = r"""
   vars:
     nodes: >-
       {{ ansible_play_hosts | tlsops.haproxy_acme.fleet_nodes(hostvars, certificates='wanted',
-                                                               served='served_after') }}
+                                                               served='served', deployed='pushed') }}
 """
 
 RETURN = r"""
@@ -99,6 +101,8 @@ def fleet_metrics(summary: t.Any, nodes: t.Any, cert_dir: str, started: t.Any = 
         raise AnsibleFilterError(f"fleet_metrics: {exc}") from None
     end = time.time() if now in (None, "") else _seconds(now, "now")
     begin = _seconds(started, "started")
+    at = dt.datetime.fromtimestamp(end, dt.timezone.utc)
+    fleet = [{**member, "served": _fleet.served_now(member, at)} for member in fleet]
     report = _fleet.report(fleet, str(cert_dir), is_fleet=True, now=dt.datetime.fromtimestamp(end, dt.timezone.utc))
     return _metrics.fleet(summary, report, fleet, begin, end)
 

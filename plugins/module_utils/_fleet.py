@@ -363,6 +363,22 @@ def _stale(certificates: t.Sequence[t.Mapping[str, t.Any]], cert_dir: str, by_fi
     return files
 
 
+def served_now(member: Node, now: dt.datetime) -> list[dict[str, t.Any]]:
+    """What a node serves after its push: the entries of its read before the push, each replaced
+    by what the push (``deployed``) reports for that path when the push left HAProxy serving a
+    copy (a status, a serial); days left are counted from ``now``. A node not pushed to: its read."""
+    pushed: dict[t.Any, dict[str, t.Any]] = {}
+    for entry in member["deployed"] or []:
+        if (isinstance(entry, dict) and entry.get("status") in ("Used", "Unused") and entry.get("serial")
+                and entry.get("action") != "failed"):
+            after = parse_time(entry.get("not_after"))
+            days = None if after is None else round((after - now).total_seconds() / 86400, 1)
+            copy = {key: entry.get(key) for key in ("path", "status", "serial", "not_before", "not_after")}
+            pushed[entry.get("path")] = {**copy, "days_left": days}
+    result = [pushed.pop(e.get("path"), e) if isinstance(e, dict) else e for e in member["served"]]
+    return result + list(pushed.values())
+
+
 # ---------------------------------------------------------------- summary
 
 

@@ -416,6 +416,23 @@ certificates_json:
   returned: with O(as_json), on success and when a certificate failed
   type: str
   sample: '[{"action":"updated","changed":true,"path":"/etc/haproxy/certs/example.com.pem"}]'
+process:
+  description:
+    - The HAProxy process that answered on the (first) socket at the end of the run, after the
+      last certificate; after a reload during the push, the new one (which was sent every
+      certificate again). Null when the socket could not be reached, or no certificate was left to deploy
+      once the bundles were checked.
+    - Compare it with RV(tlsops.haproxy_acme.haproxy_runtime_cert_info#module:process) read before
+      to tell whether something reloaded HAProxy meanwhile; the fleet's C(renew) does.
+  returned: success, and when a certificate failed
+  type: dict
+  sample: {pid: 4711}
+  contains:
+    pid:
+      description: Its PID (as seen in its own PID namespace).
+      type: int
+      returned: always
+      sample: 4711
 aborted_transactions:
   description: Certificate transactions of other clients this run aborted.
   returned: success, and when a certificate failed

@@ -119,6 +119,8 @@ def result_of(report: Report, single: bool) -> dict[str, t.Any]:
         "changed": report.changed,
         "certificates": certificates,
         "aborted_transactions": report.aborted,
+        # The process of the (first) socket, as haproxy_runtime_cert_info's RV(process) names it.
+        "process": {"pid": report.pids[0]} if report.pids and report.pids[0] is not None else None,
     }
     diffs = [diff(e) for e in report.entries]
     out["diff"] = diffs[0] if single and diffs else diffs

@@ -147,6 +147,9 @@ class Report:
     entries: list[Entry]
     warnings: list[str] = field(default_factory=list)
     aborted: list[str] = field(default_factory=list)
+    # Per socket, in the order given: the PID of the process that answered at the end (after
+    # a reload during the push, the new one), None without a connection.
+    pids: list[int | None] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -286,6 +289,7 @@ def deploy(requests: t.Sequence[Request], options: Options, api_factory: ApiFact
             for link in links:
                 if link.api is not None:
                     link.api.close()
+                report.pids.append(link.session.pid if link.session is not None and link.error is None else None)
                 if link.session is not None:
                     report.warnings.extend(link.session.warnings)
                     report.aborted.extend(link.session.aborted)

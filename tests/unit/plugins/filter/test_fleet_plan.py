@@ -22,7 +22,8 @@ from ansible_collections.tlsops.haproxy_acme.plugins.filter.fleet_push import fl
 from ansible_collections.tlsops.haproxy_acme.plugins.filter.fleet_stale import fleet_stale
 from ansible_collections.tlsops.haproxy_acme.plugins.filter.fleet_stale_nodes import fleet_stale_nodes
 from ansible_collections.tlsops.haproxy_acme.plugins.filter.fleet_summary import fleet_summary
-from tests.unit.plugins.filter.fleet_data import CERT_DIR, cert, node, served
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils import _fleet
+from tests.unit.plugins.filter.fleet_data import CERT_DIR, NOW, cert, node, served
 
 A = cert("a.test", "a.test", "www.a.test")
 
@@ -194,7 +195,13 @@ def test_push(bundles: dict[str, str], pushed: list[str]) -> None:
     assert all(p["pem_content"] == contents[n] and p["expected_domains"] == domains[n] for p, n in zip(result, pushed))
 
 
-@pytest.mark.parametrize(("certificates", "bundles"), [("a.test", {}), ([A], ["/tmp/a.test.pem"]), ([{}], {})])
+def test_push_takes_the_certificates_as_json_text() -> None:
+    bundles = {"/tmp/s/a.test.pem": "A", "/tmp/s/b.test.pem": "B"}
+    assert fleet_push(json.dumps([A, B]), CERT_DIR, bundles) == fleet_push([A, B], CERT_DIR, bundles)
+
+
+@pytest.mark.parametrize(("certificates", "bundles"), [("a.test", {}), ([A], ["/tmp/a.test.pem"]), ([{}], {}),
+                                                       ('{"name": "a.test"}', {})])
 def test_push_refuses_bad_input(certificates: t.Any, bundles: t.Any) -> None:
     with pytest.raises(AnsibleFilterError, match=r"^fleet_push: "):
         fleet_push(certificates, CERT_DIR, bundles)
@@ -470,3 +477,30 @@ def test_stale_nodes_refuses_bad_input(nodes: t.Any, files: t.Any) -> None:
 
 def test_stale_nodes_registered() -> None:
     assert stale_nodes_plugin.FilterModule().filters() == {"fleet_stale_nodes": fleet_stale_nodes}
+
+
+# ------------------------------------------------------ what a node serves now
+
+
+def _pushed(name: str, serial: str, left: float, action: str = "updated", status: str | None = "Used") -> dict[str, t.Any]:
+    entry = {k: v for k, v in served(name, serial, left).items() if k in ("path", "serial", "not_before", "not_after")}
+    return {**entry, "action": action, "status": status, "changed": action != "unchanged"}
+
+
+@pytest.mark.parametrize(("deployed", "now_serials"), [
+    pytest.param(None, {"a.test": "01", "b.test": "0B"}, id="not pushed to: the read before"),
+    pytest.param([_pushed("a.test", "02", 60)], {"a.test": "02", "b.test": "0B"}, id="a renewed copy replaces the old"),
+    pytest.param([_pushed("c.test", "0C", 60, action="created")], {"a.test": "01", "b.test": "0B", "c.test": "0C"},
+                 id="a new certificate is added"),
+    pytest.param([_pushed("a.test", "02", 60, action="failed", status=None)], {"a.test": "01", "b.test": "0B"},
+                 id="a failed push leaves what was served"),
+    pytest.param([{"path": f"{CERT_DIR}/a.test.pem", "action": "updated", "status": "Used"}],
+                 {"a.test": "01", "b.test": "0B"}, id="no serial: nothing known"),
+])
+def test_served_now(deployed: list[dict[str, t.Any]] | None, now_serials: dict[str, str]) -> None:
+    member = node("web1", [A, B], [served("a.test", "01", 5), served("b.test", "0B", 60)])
+    member["deployed"] = deployed
+    now = _fleet.served_now(member, NOW)
+    assert {e["path"].rsplit("/", 1)[1][:-4]: e["serial"] for e in now} == now_serials
+    for entry in now:
+        assert entry["days_left"] == pytest.approx(60 if entry["serial"] in ("02", "0B", "0C") else 5, abs=0.1)
