@@ -118,7 +118,7 @@ def test_a_wrong_type_or_value_stops_the_play_with_the_argument_spec_message(pla
     assert not good.startswith("Validation"), good
     if preflight is not None:
         assert preflight in good, good
-        assert tasks[1] == "tlsops.haproxy_acme.haproxy_acme : Note the topology and the certificates", tasks
+        assert tasks[1] == "tlsops.haproxy_acme.haproxy_acme : Derive the ACME settings", tasks
 
 
 def test_ansible_doc_lists_every_variable_the_tasks_read() -> None:
