@@ -355,9 +355,13 @@ class Bundle:
         return self.leaf_info
 
 
-def parse_bundle(data: bytes, require_key: bool = True) -> Bundle:
+def parse_bundle(data: bytes, require_key: bool = True, load_key: bool = True) -> Bundle:
+    """The bundle in ``data``; with ``load_key`` false its certificates only (``key`` None), for
+    facts of a bundle whose key was checked already (loading a key is a third of a parse)."""
     certs, leaf = _load_certificates(data)
     key = None
+    if not load_key:
+        return Bundle(certs, None, leaf)
     if _KEY_RE.search(data):
         key = load_private_key(data, "bundle key")
     elif require_key:

@@ -550,6 +550,8 @@ secontext:
   sample: system_u:object_r:cert_t:s0
 """
 
+import typing as t
+
 from ansible.module_utils import basic
 
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy import cert_run
@@ -558,12 +560,27 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.modul
     CERT_REQUIRED_ONE_OF,
     cert_argument_spec,
 )
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._module import run_module
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._index import RENEWAL_KIND
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._module import RunResult, run_module
+
+
+def _facts_of_checked(data: bytes) -> dict[str, t.Any]:
+    """The renewal rule's facts of a bundle just written (its key and chain checked already)."""
+    from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme import renewal  # noqa: PLC0415 - only when a bundle is written
+
+    return renewal.facts_of_checked(data)
+
+
+def _run(params: t.Mapping[str, t.Any], check_mode: bool = False) -> RunResult:
+    # What the renewal rule reads of each bundle written goes into the directory's index, so
+    # that the next haproxy_runtime_cert_info with bundle_facts (the fleet's renew) finds it
+    # there instead of parsing every file this run replaced.
+    return cert_run.run(params, check_mode, facts_source=(RENEWAL_KIND, _facts_of_checked))
 
 
 def main() -> None:
     run_module(
-        basic, cert_run.run, missing=cert_run.missing_library,
+        basic, _run, missing=cert_run.missing_library,
         argument_spec=cert_argument_spec(),
         mutually_exclusive=CERT_MUTUALLY_EXCLUSIVE,
         required_one_of=CERT_REQUIRED_ONE_OF,

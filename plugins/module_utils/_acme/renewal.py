@@ -83,6 +83,18 @@ def facts_of(data: bytes) -> dict[str, t.Any]:
     return _facts(bundle, data) if bundle is not None else {"unusable": why}
 
 
+def facts_of_checked(data: bytes) -> dict[str, t.Any]:
+    """:func:`facts_of` for a bundle whose key and chain were checked already (a deploy writes
+    no other): the same facts, but the key is not loaded again and the structure is taken as
+    good. What haproxy_runtime_cert keeps in the index for each bundle it writes."""
+    try:
+        bundle = parse_bundle(data, require_key=False, load_key=False)
+        info = bundle.info()
+    except PemError as exc:
+        return {"unusable": exc.msg}
+    return {"info": info.to_json(), "problem": None, "profile": profiles.recorded(data), "cert_id": cert_id(bundle.leaf)}
+
+
 @dataclass
 class Current:
     """A bundle file that parses, as the rule reads it: its facts now, and the parsed bundle

@@ -8,6 +8,7 @@ The host renewal job calls ``run()`` with the same options as the module.
 
 from __future__ import annotations
 
+import dataclasses
 import typing as t
 
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils import _defaults
@@ -29,6 +30,8 @@ from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._pem import (
     CRYPTOGRAPHY_IMPORT_ERROR,
     HAS_CRYPTOGRAPHY,
 )
+
+FactsSource = t.Tuple[str, t.Callable[[bytes], t.Optional[t.Dict[str, t.Any]]]]
 
 # Fields of the single certificate's entry repeated at the top level of the result.
 TOP_LEVEL = (
@@ -139,10 +142,13 @@ def failure_of(report: Report) -> str | None:
     return f"{len(failures)} of {len(report.entries)} certificates failed; first: {first.request.path}: {'; '.join(first.errors)}"
 
 
-def run(params: t.Mapping[str, t.Any], check_mode: bool = False, api_factory: ApiFactory = RuntimeApi) -> RunResult:
-    """The result, failed when any certificate failed, and warnings. ConfigError for options wrong as a whole."""
+def run(params: t.Mapping[str, t.Any], check_mode: bool = False, api_factory: ApiFactory = RuntimeApi,
+        facts_source: FactsSource | None = None) -> RunResult:
+    """The result, failed when any certificate failed, and warnings. ConfigError for options wrong as a whole.
+
+    ``facts_source``: facts to keep in the index for each bundle written (Options.facts_source)."""
     requests = requests_from_params(params)
-    options = options_from_params(params, check_mode)
+    options = dataclasses.replace(options_from_params(params, check_mode), facts_source=facts_source)
     report = deploy(requests, options, api_factory)
     out = result_of(report, single=not params.get("certificates"))
     if params.get("as_json"):

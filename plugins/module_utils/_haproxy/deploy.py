@@ -116,6 +116,9 @@ class Options:
     bufsize: int = _defaults.BUFSIZE
     verify_address: str | None = None
     check_mode: bool = False
+    # (kind, compute): facts to keep in the directory's index for each bundle written, so that
+    # the next reader of that file (haproxy_runtime_cert_info's bundle_facts) need not parse it.
+    facts_source: tuple[str, t.Callable[[bytes], dict[str, t.Any] | None]] | None = None
 
 
 @dataclass
@@ -283,6 +286,7 @@ def deploy(requests: t.Sequence[Request], options: Options, api_factory: ApiFact
     with locks:
         try:
             ready = _deploy_locked(candidates, links, options, api_factory)
+            _index_written(candidates, options, indexes)
             for index in indexes.values():
                 index.save()
         finally:
@@ -314,6 +318,25 @@ def _deploy_locked(
     for link in links:
         _push(ready, link, options)
     return ready
+
+
+def _index_written(entries: list[Entry], options: Options, indexes: dict[str, BundleIndex]) -> None:
+    """Keep ``options.facts_source``'s facts of each bundle just written in its directory's index
+    (saved with the others, under the run lock): the next read of those files finds them there."""
+    if options.facts_source is None or options.check_mode or not options.write_file:
+        return
+    kind, compute = options.facts_source
+    for entry in entries:
+        desired = entry.desired
+        if not entry.file_changed or entry.failed or desired is None or desired.state != PRESENT or desired.pem is None:
+            continue
+        directory = os.path.dirname(desired.path)
+        index = indexes.get(directory)
+        if index is None:
+            index = indexes[directory] = BundleIndex(directory)
+        facts = compute(desired.pem.encode("ascii"))
+        if facts is not None:
+            index.put(desired.path, kind, facts)
 
 
 def _run_locks(entries: list[Entry], options: Options) -> contextlib.ExitStack:

@@ -7,15 +7,17 @@ read and checked in full first."""
 
 from __future__ import annotations
 
+import json
 import os
 import typing as t
 from pathlib import Path
 
 import pytest
 
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy import cert_run, certs
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme import renewal
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy import cert_run, certs, info
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._haproxy.commands import pem_payload
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._index import INDEX_NAME
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._index import INDEX_NAME, RENEWAL_KIND
 from tests.unit.plugins.module_utils._haproxy.fake_haproxy import FakeHaproxy
 from tests.unit.plugins.module_utils._haproxy.testcerts import bundle, expired_bundle, serial_of
 from tests.unit.plugins.module_utils.counting import count_calls
@@ -119,4 +121,35 @@ def test_check_mode_writes_no_index(fake: FakeHaproxy, certdir: Path) -> None:
     items = _files(certdir, ["a"])
     outcome = cert_run.run({"socket": [fake.socket], "timeout": 2.0, "write_file": False, "certificates": items},
                            check_mode=True)
+    assert outcome.failure is None and not (certdir / INDEX_NAME).exists()
+
+
+# ------------------------------------- facts of the bundles a push writes, for the next read
+
+
+def test_a_push_keeps_the_renewal_facts_of_what_it_writes(fake: FakeHaproxy, certdir: Path) -> None:
+    pems = {name: pem_payload(bundle([f"{name}.test"])) for name in ("a", "b")}
+    items = [{"path": str(certdir / f"{name}.pem"), "pem_content": pem, "expected_domains": [f"{name}.test"]}
+             for name, pem in pems.items()]
+    outcome = cert_run.run({"socket": [fake.socket], "timeout": 2.0, "busy_timeout": 0.5, "certificates": items},
+                           facts_source=(RENEWAL_KIND, renewal.facts_of_checked))
+    assert outcome.failure is None
+    # The next read finds every file's facts in the index, the same a full parse gives.
+    entries = [{"path": item["path"]} for item in items]
+    computed: list[bytes] = []
+
+    def compute(data: bytes) -> dict[str, t.Any]:
+        computed.append(data)
+        return renewal.facts_of(data)
+
+    info.add_bundle_facts(entries, (RENEWAL_KIND, compute), save=False)
+    assert computed == []
+    for entry, pem in zip(entries, pems.values()):
+        assert entry["bundle_facts"] == json.dumps(renewal.facts_of(pem.encode()), sort_keys=True, separators=(",", ":"))
+
+
+def test_a_push_without_a_facts_source_leaves_the_index_alone(fake: FakeHaproxy, certdir: Path) -> None:
+    items = [{"path": str(certdir / "a.pem"), "pem_content": pem_payload(bundle(["a.test"])),
+              "expected_domains": ["a.test"]}]
+    outcome = cert_run.run({"socket": [fake.socket], "timeout": 2.0, "busy_timeout": 0.5, "certificates": items})
     assert outcome.failure is None and not (certdir / INDEX_NAME).exists()
