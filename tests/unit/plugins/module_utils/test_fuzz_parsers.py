@@ -8,8 +8,8 @@ the names a user gives: whatever the input, each either returns or raises one of
 the collection's own errors (HaproxyAcmeError), never a TypeError, ValueError,
 OverflowError or RecursionError that would end a run with a traceback.
 
-Each property is bounded (``max_examples``) so the file stays within seconds; the
-examples differ from run to run, and no example database is written.
+Each property is bounded (``max_examples``) so the file stays within seconds; no example
+database is written. The examples differ from run to run, except in make test (DERANDOMIZE).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import os
 import string
 import typing as t
 
@@ -40,9 +41,15 @@ from tests.unit.plugins.module_utils._haproxy.testcerts import authority
 T = t.TypeVar("T")
 
 
+#: In make test (scripts/run-tests.sh sets FUZZ_DERANDOMIZE) the examples are the same on every
+#: run, so that the gate passes or fails by the code alone; elsewhere (make unit, pytest) each run
+#: draws new ones, and a failure prints the blob that replays it (@reproduce_failure).
+DERANDOMIZE = bool(os.environ.get("FUZZ_DERANDOMIZE"))
+
+
 def bounded(examples: int) -> t.Callable[[T], T]:
     return t.cast(t.Callable[[T], T], settings(
-        max_examples=examples, deadline=None, database=None,
+        max_examples=examples, deadline=None, database=None, derandomize=DERANDOMIZE, print_blob=True,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
     ))
 
