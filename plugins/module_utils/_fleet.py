@@ -422,7 +422,7 @@ def threshold(remaining_days: t.Any) -> float | None:
 
 
 def due(served: t.Mapping[str, t.Any], remaining_days: t.Any, now: dt.datetime) -> bool:
-    """The time part of the renewal rule on served dates (renewal.due_by_time); unknown dates: not due."""
+    """The time part of the renewal rule on served dates (timing.due_by_time); unknown dates: not due."""
     not_before, not_after = parse_time(served.get("not_before")), parse_time(served.get("not_after"))
     if not_before is None or not_after is None:
         return False

@@ -32,12 +32,10 @@ from dataclasses import dataclass, field
 
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme import profiles
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.ari import RenewalWindow, cert_id
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.timing import (  # noqa: F401 - also names of this module
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.timing import (
     days_and_lifetime,
-    due_by_time,
     explicit_rule,
     lifetime_rule,
-    lifetime_threshold,
 )
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._errors import PemError
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._index import RENEWAL_KIND

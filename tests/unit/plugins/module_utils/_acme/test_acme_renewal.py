@@ -13,12 +13,8 @@ import pytest
 
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme import profiles
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.ari import RenewalWindow
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.renewal import (
-    current,
-    decide,
-    facts_of,
-    lifetime_threshold,
-)
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.renewal import current, decide, facts_of
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.timing import lifetime_threshold
 from tests.unit.plugins.module_utils._acme.bundles import NOW, make_bundle
 
 DOMAINS = ["a.example", "www.a.example"]
