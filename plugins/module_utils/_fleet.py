@@ -28,7 +28,7 @@ import re
 import typing as t
 
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils import _defaults
-from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.timing import due_by_time
+from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._acme.timing import DAY_SECONDS, due_by_time
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils._time import parse_time
 
 Node = t.Dict[str, t.Any]
@@ -372,7 +372,7 @@ def served_now(member: Node, now: dt.datetime) -> list[dict[str, t.Any]]:
         if (isinstance(entry, dict) and entry.get("status") in ("Used", "Unused") and entry.get("serial")
                 and entry.get("action") != "failed"):
             after = parse_time(entry.get("not_after"))
-            days = None if after is None else round((after - now).total_seconds() / 86400, 1)
+            days = None if after is None else round((after - now).total_seconds() / DAY_SECONDS, 1)
             copy = {key: entry.get(key) for key in ("path", "status", "serial", "not_before", "not_after")}
             pushed[entry.get("path")] = {**copy, "days_left": days}
     result = [pushed.pop(e.get("path"), e) if isinstance(e, dict) else e for e in member["served"]]
