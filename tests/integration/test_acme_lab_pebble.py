@@ -31,7 +31,10 @@ def _issue(info: LabInfo, tmp_path: Path, name: str) -> tuple[str, x509.Certific
     cert_dir.mkdir(exist_ok=True)
     result = run_module("acme_stateless_order",
                         acme_args(info, cert_dir, name=name, domains=[f"{name}.example.net"], use_ari=False), tmp_path)
-    assert result["action"] == "issued", result
+    entry = (result.get("certificates") or [{}])[0]
+    log = Path(info.dir, "pebble.log")
+    tail = log.read_text(errors="replace").splitlines()[-15:] if log.exists() else []
+    assert result["action"] == "issued", (entry.get("reason"), result.get("msg"), tail)
     pem = (cert_dir / f"{name}.pem").read_text()
     return pem, x509.load_pem_x509_certificate(pem[pem.index("-----BEGIN CERTIFICATE-----"):].encode())
 

@@ -32,7 +32,7 @@ import pytest
 from tests.integration.haproxy_runtime_helpers import haproxy_pid, raw_cli
 from tests.integration.test_acme_modules import run_module
 from tests.integration.test_ip_certificates import role_vars, run_role
-from tests.lab.lab import HAPROXY_CFG, free_port
+from tests.lab.lab import HAPROXY_CFG, free_ports
 
 OLD = "0ld-thumbprint-of-the-setenv-form-xxxxxxxxx"
 NEW = "new-thumbprint-after-the-move-to-the-map-xx"
@@ -89,7 +89,7 @@ def wait_for(predicate: t.Callable[[], bool], what: str, timeout: float = 20) ->
 @pytest.fixture
 def setenv_host(tmp_path: Path) -> t.Iterator[tuple[dict[str, t.Any], subprocess.Popen[bytes], Path]]:
     """A HAProxy (master-worker) on the setenv form, and the role's variables for the same files."""
-    http_port, https_port = free_port(), free_port()
+    http_port, https_port = free_ports(2)
     variables = role_vars(tmp_path, haproxy_acme_thumbprint=OLD, haproxy_bind_address="127.0.0.1",
                           haproxy_http_port=http_port, haproxy_https_port=https_port)
     (tmp_path / "certs").mkdir()

@@ -87,9 +87,25 @@ frontend https
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1, host)[0]
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct free ports: every socket stays bound until all are picked.
+
+    Picked one at a time, two ports of one lab could be the same one (the kernel may hand
+    a port it just got back again); HAProxy binds with SO_REUSEPORT, so two of its
+    frontends on one port would both start and share the connections at random."""
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            socks.append(sock)
+            sock.bind((host, 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 def b64url(data: bytes) -> str:
@@ -374,6 +390,7 @@ class Lab:
         self.info: LabInfo | None = None
         self.proxies: list[FaultProxy] = []
         self._pebble_command: tuple[list[str], dict[str, str]] | None = None
+        self._tls_port = 0
 
     # ----------------------------------------------------------- lifecycle
 
@@ -388,10 +405,8 @@ class Lab:
         cert_dir = self.dir / "certs"
         cert_dir.mkdir(exist_ok=True)
         ca_path, cert_path, key_path = make_listener_certs(self.dir, sorted({"127.0.0.1", self.listen}))
-        acme_port, mgmt_port = free_port(), free_port()
-        dns_port, dns_mgmt_port = free_port(), free_port()
-        http_port = self.validation_port or free_port()
-        https_port = free_port()
+        acme_port, mgmt_port, dns_port, dns_mgmt_port, http_port, https_port, self._tls_port = free_ports(7)
+        http_port = self.validation_port or http_port
         account_key = ec.generate_private_key(ec.SECP256R1())
         account_key_path = self.dir / "account.key"
         account_key_path.write_bytes(
@@ -491,7 +506,7 @@ class Lab:
             "certificate": str(cert),
             "privateKey": str(key),
             "httpPort": http_port,
-            "tlsPort": free_port(),
+            "tlsPort": self._tls_port,
             "ocspResponderURL": "",
             "externalAccountBindingRequired": bool(self.eab_keys),
         }
