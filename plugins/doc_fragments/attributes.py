@@ -55,3 +55,17 @@ attributes:
       - tlsops.haproxy_acme.haproxy
       - tlsops.haproxy_acme.haproxy_acme
 """
+
+    # meta/runtime.yml: a module that is in the group haproxy_acme alone.
+    ACTIONGROUP_COLLECTION = r"""
+options: {}
+attributes:
+  action_group:
+    description:
+      - Use C(group/tlsops.haproxy_acme.haproxy_acme) (every module of the collection) in C(module_defaults) to
+        set defaults for this module.
+      - A module of the group fails on an option set there that it does not take.
+    support: full
+    membership:
+      - tlsops.haproxy_acme.haproxy_acme
+"""

@@ -128,6 +128,7 @@ def atomic_write(
     group: str | None = None,
     *,
     sync_dir: bool = True,
+    check: t.Callable[[str], None] | None = None,
 ) -> bool:
     """Replace ``path`` with ``data`` so that no reader ever sees a partial file.
 
@@ -135,6 +136,8 @@ def atomic_write(
     ``sync_dir=False`` leaves the directory's fsync (which makes the rename survive a
     crash) to the caller, who writes many files and calls :func:`sync_directories`
     once: until then a crash can leave the old file, never a partial one.
+    ``check`` is called with the new file's temporary path before the rename (``haproxy
+    -c``); what it raises leaves the old file in place and the temporary one removed.
     """
     uid, gid = owner_ids(owner, group)
     if _already_there(path, data, mode, uid, gid):
@@ -153,6 +156,8 @@ def atomic_write(
             os.fsync(handle.fileno())
         os.chmod(temp, mode)  # the umask may have narrowed it
         _chown_if_needed(temp, uid, gid)
+        if check is not None:
+            check(temp)
         os.rename(temp, path)
     except OSError as exc:
         _discard(temp)

@@ -37,6 +37,7 @@ from ansible_collections.tlsops.haproxy_acme.plugins.modules import (
     acme_revoke,
     acme_stateless_order,
     haproxy_acme_thumbprint,
+    haproxy_config,
     haproxy_runtime_cert,
     haproxy_runtime_cert_info,
 )
@@ -262,6 +263,28 @@ def test_haproxy_acme_thumbprint(module_main: ModuleMain, tmp_path: Path) -> Non
         ]
         results = run_cases(module_main, haproxy_acme_thumbprint, cases)
     assert [r.get("failed", False) for r in results] == [False] * 3 + [True, False, True, True]
+
+
+def test_haproxy_config(module_main: ModuleMain, tmp_path: Path) -> None:
+    check = tmp_path / "check"
+    check.write_text('#!/bin/sh\ngrep -q broken "$1" && { echo broken; exit 1; }\nexit 0\n')
+    check.chmod(0o755)
+    etc = tmp_path / "etc"
+    base = {"directories": [{"path": str(etc / "maps")}],
+            "files": [{"path": str(etc / "maps" / "hosts.map"), "content": "a.example web\n"}],
+            "config": {"path": str(etc / "haproxy.cfg"), "content": "global\n", "backup": True},
+            "validate": f"{check} %s"}
+    cases: list[tuple[str, Args]] = [
+        ("check mode", {**base, "_ansible_check_mode": True}),
+        ("created", base),
+        ("rerun", base),
+        ("replaced, with a backup", {**base, "config": {**base["config"], "content": "global\n  maxconn 9\n"}}),
+        ("fails its check", {**base, "config": {**base["config"], "content": "broken\n"}}),
+        ("no config", {"directories": base["directories"]}),
+        ("bad mode", {**base, "directories": [{"path": str(etc), "mode": "x"}]}),
+    ]
+    results = run_cases(module_main, haproxy_config, cases)
+    assert [r.get("failed", False) for r in results] == [False] * 4 + [True, False, True]
 
 
 @pytest.mark.parametrize("module", [acme_stateless_order, acme_revoke])
