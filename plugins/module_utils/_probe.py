@@ -40,12 +40,12 @@ def parse(text: str) -> Probe:
     states: dict[str, str] = {}
     extra: list[str] = []
     for line in text.splitlines():
-        word, rest = (line.split(" ", 1) + [""])[:2]
+        word, _sep, rest = line.partition(" ")
         if word == "version":
             found = _VERSION.search(rest)
             version = found.group(1) if found else None
         elif word == "package":
-            name, status = (rest.split(" ", 1) + [""])[:2]
+            name, _sep, status = rest.partition(" ")
             packages = {**(packages or {}), name: status.strip()}
         elif word in ("enabled", "active"):
             states[word] = rest.strip()
