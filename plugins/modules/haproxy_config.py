@@ -19,7 +19,7 @@ description:
     (C(haproxy -c -f)) there, after the directories and maps it names are in place; only a
     configuration that passes replaces the old one. One that fails fails the module with HAProxy's
     output, the old C(haproxy.cfg) stays, and the running HAProxy is not touched.
-  - The module never reloads HAProxy. Notify a reload handler on RV(changed), as the role does.
+  - The module never reloads HAProxy. Notify a reload handler on its change, as the role does.
   - Every path, mode, owner and group is checked before anything is written.
 author:
   - tlsops.haproxy_acme contributors (@tlsops)
