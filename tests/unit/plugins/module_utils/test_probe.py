@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ansible_collections.tlsops.haproxy_acme.plugins.filter.haproxy_setup_needs import haproxy_setup_needs
 from ansible_collections.tlsops.haproxy_acme.plugins.module_utils import _probe as probe
 
 ROOT = Path(__file__).resolve().parents[4]
@@ -48,12 +47,6 @@ def test_parse() -> None:
     assert (found.enabled, found.active) == ("enabled", "active")
     assert found.extra == ("something else",)
     assert probe.parse("version HAProxy version 3.2-dev4\n").version == "3.2"
-
-
-def test_filter_reads_booleans_as_ansible_does() -> None:
-    needs = haproxy_setup_needs(DONE, ["haproxy"], manage_package="false", package_state="latest",
-                                service_enabled="yes")
-    assert needs == {"install": False, "service": False, "version": "2.6.12"}
 
 
 def test_the_role_script_prints_what_parse_reads(tmp_path: Path) -> None:
