@@ -243,11 +243,10 @@ def _apply(want: Want, action: str, check: t.Callable[[str], None] | None = None
     if action == ATTRIBUTES:
         set_attributes(want.path, want.mode, want.owner, want.group)
         return None
-    assert want.content is not None
     if action == CREATED and not os.path.isdir(os.path.dirname(want.path)):
         raise FileError(f"cannot write {want.path}: {os.path.dirname(want.path)} does not exist", path=want.path)
     backup = _backup(want.path) if want.backup and action == UPDATED else None
-    atomic_write(want.path, want.content, want.mode, want.owner, want.group, sync_dir=False, check=check)
+    atomic_write(want.path, want.content or b"", want.mode, want.owner, want.group, sync_dir=False, check=check)
     return backup
 
 
@@ -264,9 +263,9 @@ def _diff(want: Want, current: Current, action: str) -> dict[str, t.Any] | None:
         return {"before_header": want.path, "after_header": want.path,
                 "before": {"path": want.path, "mode": _defaults.mode_text(current.mode)},
                 "after": {"path": want.path, "mode": _defaults.mode_text(want.mode)}}
-    assert want.content is not None
     return {"before_header": want.path, "after_header": want.path,
-            "before": (current.content or b"").decode(errors="replace"), "after": want.content.decode(errors="replace")}
+            "before": (current.content or b"").decode(errors="replace"),
+            "after": (want.content or b"").decode(errors="replace")}
 
 
 def run(params: t.Mapping[str, t.Any], check_mode: bool = False) -> RunResult:
