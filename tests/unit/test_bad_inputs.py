@@ -353,6 +353,10 @@ ROLE_CASES = [
          "of bind arguments. Offending entry: ..."),
     Case("haproxy/raw-lines", {"haproxy_global_extra": "maxconn 100"},
          "haproxy_global_extra must be a list of single-line strings."),
+    Case("haproxy/raw-line-newline", {"haproxy_defaults_extra": ["option httplog", "retries 3\nmaxconn 9"]},
+         "haproxy_defaults_extra must be a list of single-line strings."),
+    Case("haproxy/second-port-setting", {"haproxy_stats_socket_level": "root"},
+         "haproxy_stats_socket_level must be user, operator or admin, got \"root\"."),
     Case("haproxy/ip-wildcard", {"haproxy_ip_certificates": [{"address": "0.0.0.0"}]},
          "haproxy_ip_certificates: 0.0.0.0 is not an IPv4 or IPv6 address of this host. Give each address the host "
          "serves by address (not a wildcard such as 0.0.0.0 or ::, no %zone), as ip addr prints it. Offending entry: ..."),
