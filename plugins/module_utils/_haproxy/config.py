@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import stat
 import subprocess
 import time
 import typing as t
@@ -91,6 +92,8 @@ class Want:
     content: bytes | None = None
     force: bool = True
     backup: bool = False
+    uid: int = -1  # owner and group resolved once, when the options are read (-1: not given)
+    gid: int = -1
 
     @property
     def is_directory(self) -> bool:
@@ -121,9 +124,10 @@ def _want(entry: t.Mapping[str, t.Any], what: str, default_mode: int, directory:
     except ConfigError as exc:
         raise ConfigError(f"{what} {path}: {exc.msg}", path=path) from None
     owner, group = entry.get("owner") or None, entry.get("group") or None
-    owner_ids(owner, group)  # an unknown name fails here, before anything is written
+    uid, gid = owner_ids(owner, group)  # an unknown name fails here, before anything is written
     content = None if directory else str(entry.get("content") if entry.get("content") is not None else "").encode()
-    return Want(path, mode, owner, group, content, bool(entry.get("force", True)), bool(entry.get("backup", False)))
+    return Want(path, mode, owner, group, content, bool(entry.get("force", True)), bool(entry.get("backup", False)),
+                uid, gid)
 
 
 def wants(params: t.Mapping[str, t.Any]) -> tuple[list[Want], list[Want], Want | None]:
@@ -157,7 +161,7 @@ def decide(want: Want, current: Current) -> str:
 
     A path of the wrong kind (a file where a directory is asked, or the reverse) is an
     error, never replaced: it may be the user's."""
-    uid, gid = owner_ids(want.owner, want.group)
+    uid, gid = want.uid, want.gid
     wanted_kind = "directory" if want.is_directory else "file"
     if current.kind is None:
         return CREATED
@@ -173,12 +177,12 @@ def decide(want: Want, current: Current) -> str:
 def snapshot(path: str, read: bool) -> Current:
     """What is at ``path`` now (its bytes when ``read`` and it is a file)."""
     try:
-        st = os.lstat(path)
+        st = os.stat(path)  # one stat, following a link as every write here does
     except FileNotFoundError:
         return Current(None)
     except OSError as exc:
         raise FileError(f"cannot read {path}: {exc.strerror}", path=path) from exc
-    kind = "directory" if os.path.isdir(path) else "file" if os.path.isfile(path) else "other"
+    kind = "directory" if stat.S_ISDIR(st.st_mode) else "file" if stat.S_ISREG(st.st_mode) else "other"
     content = read_optional(path) if read and kind == "file" else None
     return Current(kind, st.st_mode & 0o7777, st.st_uid, st.st_gid, content)
 
@@ -245,9 +249,18 @@ def _apply(want: Want, action: str, check: t.Callable[[str], None] | None = None
         return None
     if action == CREATED and not os.path.isdir(os.path.dirname(want.path)):
         raise FileError(f"cannot write {want.path}: {os.path.dirname(want.path)} does not exist", path=want.path)
-    backup = _backup(want.path) if want.backup and action == UPDATED else None
-    atomic_write(want.path, want.content or b"", want.mode, want.owner, want.group, sync_dir=False, check=check)
-    return backup
+    backups: list[str] = []
+
+    def check_then_back_up(temp: str) -> None:
+        # The copy of the old file is made once the new one passed its check, just before the rename.
+        if check is not None:
+            check(temp)
+        if want.backup and action == UPDATED:
+            backups.append(_backup(want.path))
+
+    atomic_write(want.path, want.content or b"", want.mode, want.owner, want.group, sync_dir=False,
+                 check=check_then_back_up)
+    return backups[0] if backups else None
 
 
 def _diff(want: Want, current: Current, action: str) -> dict[str, t.Any] | None:
@@ -282,6 +295,10 @@ def run(params: t.Mapping[str, t.Any], check_mode: bool = False) -> RunResult:
         raise type(exc)(exc.msg, entry=entry if isinstance(entry, str) else None) from exc
 
 
+def _changes(actions: t.Sequence[str]) -> bool:
+    return any(a not in (UNCHANGED, KEPT) for a in actions)
+
+
 def _run(params: t.Mapping[str, t.Any], check_mode: bool) -> RunResult:
     dirs, files, config = wants(params)
     argv = validate_argv(params.get("validate", VALIDATE), config)
@@ -291,7 +308,7 @@ def _run(params: t.Mapping[str, t.Any], check_mode: bool) -> RunResult:
     report: list[dict[str, t.Any]] = [{"path": w.path, "action": a} for w, a in zip(every, actions)]
     diffs = [d for d in (_diff(w, c, a) for w, c, a in zip(every, currents, actions)) if d is not None]
     result: dict[str, t.Any] = {
-        "changed": any(a not in (UNCHANGED, KEPT) for a in actions),
+        "changed": _changes(actions),
         "directories": report[: len(dirs)],
         "files": report[len(dirs): len(dirs) + len(files)],
         "diff": diffs,
@@ -308,7 +325,7 @@ def _run(params: t.Mapping[str, t.Any], check_mode: bool) -> RunResult:
             backup = _apply(config, actions[-1], checker(argv))
         except ConfigError as exc:
             result["config"] = {**result["config"], "action": "failed"}
-            result["changed"] = any(a not in (UNCHANGED, KEPT) for a in actions[:-1])
+            result["changed"] = _changes(actions[:-1])
             result.update(exc.context)
             return RunResult(result, failure=exc.msg)
         if backup:
